@@ -1,0 +1,74 @@
+"""What every channel handler of one session shares: the gap registry, the session state the
+main channel learns, the options, and a clock. Injected, so handlers stay sans-IO and testable."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ryll.gaps import GapRegistry
+
+
+@dataclass
+class DisplayOptions:
+    """What display INIT advertises. Defaults follow spice-gtk: an 80 MiB image cache
+    (IMAGES_CACHE_SIZE_DEFAULT) and a GLZ window of half the guest's video RAM clamped to
+    12..64 MiB (spice_session_set_caches_hints); ``glz_window_bytes=None`` means "derive"."""
+
+    cache_bytes: int = 80 * 1024 * 1024
+    glz_window_bytes: int | None = None
+
+
+GLZ_WINDOW_MIN = 12 * 1024 * 1024
+GLZ_WINDOW_MAX = 64 * 1024 * 1024
+
+
+@dataclass
+class SessionState:
+    """Session-wide facts from the main channel (MAIN_INIT and later messages)."""
+
+    session_id: int | None = None
+    display_channels_hint: int = 0
+    ram_hint: int = 0
+    supported_mouse_modes: int = 0
+    current_mouse_mode: int = 0
+    agent_connected: bool = False
+    agent_tokens: int = 0
+    name: str | None = None
+    uuid: uuid.UUID | None = None
+    # The server's multimedia clock: value from INIT / MULTI_MEDIA_TIME and our monotonic time
+    # when it arrived, so mm_time can be extrapolated (spice-gtk spice_session_get_mm_time).
+    mm_time: int = 0
+    mm_time_at: float = 0.0
+
+    def current_mm_time(self, now: float) -> int:
+        return (self.mm_time + int((now - self.mm_time_at) * 1000)) & 0xFFFFFFFF
+
+    def glz_window_bytes(self, options: DisplayOptions) -> int:
+        if options.glz_window_bytes is not None:
+            return options.glz_window_bytes
+        return max(GLZ_WINDOW_MIN, min(GLZ_WINDOW_MAX, self.ram_hint // 2))
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "session_id": self.session_id,
+            "name": self.name,
+            "uuid": str(self.uuid) if self.uuid else None,
+            "display_channels_hint": self.display_channels_hint,
+            "ram_hint": self.ram_hint,
+            "supported_mouse_modes": self.supported_mouse_modes,
+            "current_mouse_mode": self.current_mouse_mode,
+            "agent_connected": self.agent_connected,
+            "agent_tokens": self.agent_tokens,
+            "mm_time": self.mm_time,
+        }
+
+
+@dataclass
+class ChannelContext:
+    gaps: GapRegistry = field(default_factory=GapRegistry)
+    state: SessionState = field(default_factory=SessionState)
+    display: DisplayOptions = field(default_factory=DisplayOptions)
+    clock: Callable[[], float] = time.monotonic

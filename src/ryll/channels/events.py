@@ -1,0 +1,55 @@
+"""Events channel handlers emit for the session and front ends. Plain frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ryll.protocol.messages.base import WaitChannel
+from ryll.protocol.messages.main import ChannelId
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of channel events."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInitialized(Event):
+    session_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelsListed(Event):
+    channels: tuple[ChannelId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WaitRequested(Event):
+    """WAIT_FOR_CHANNELS: do not handle this channel's next message until each listed channel
+    has received the given message serial (spice-gtk ``spice_channel_handle_wait_for_channels``)."""
+
+    channels: tuple[WaitChannel, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerDisconnecting(Event):
+    reason: int
+
+
+@dataclass(frozen=True, slots=True)
+class SurfaceCreated(Event):
+    surface_id: int
+    width: int
+    height: int
+    format: int
+    primary: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SurfaceDestroyed(Event):
+    surface_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class DisplayMarked(Event):
+    """MARK: the server finished drawing the initial picture of the primary surface."""

@@ -1,0 +1,116 @@
+"""The ``ryll`` command: parse arguments, resolve the target, run, and map every failure to one
+line on stderr and a distinct exit code (see ``ryll.errors``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from ryll import __version__
+from ryll.channels.context import DisplayOptions
+from ryll.cli.headless import HeadlessOptions, run_headless
+from ryll.cli.pedantic import DEFAULT_DIR
+from ryll.errors import RyllError, UsageError
+from ryll.session.target import (
+    Target,
+    load_vv_file,
+    load_vv_url,
+    parse_direct,
+    resolve_password,
+)
+
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ryll", description="A SPICE remote-display client.")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--direct", metavar="HOST:PORT[:TLS_PORT]", help="connect to HOST:PORT")
+    src.add_argument("--file", metavar="FILE.vv", help="connect as a virt-viewer .vv file says")
+    src.add_argument("--url", metavar="URL", help="fetch a .vv file from URL and connect")
+    p.add_argument("--password-file", metavar="PATH",
+                   help=f"read the password from PATH (else the .vv file or ${'RYLL_PASSWORD'})")
+    p.add_argument("--headless", action="store_true", help="run without a window")
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="end after SECONDS")
+    p.add_argument("--summary-json", type=Path, metavar="PATH",
+                   help="write a JSON summary of the session at exit")
+    p.add_argument("--pedantic", action="store_true",
+                   help="write a bug-report zip the first time each gap is seen")
+    p.add_argument("--pedantic-dir", type=Path, metavar="DIR",
+                   help=f"where --pedantic writes (default ./{DEFAULT_DIR}/; implies --pedantic)")
+    p.add_argument("--cache-size-mib", type=int, default=80, metavar="MIB",
+                   help="image cache size announced to the server (default 80, as spice-gtk)")
+    p.add_argument("--glz-window-mib", type=int, metavar="MIB",
+                   help="GLZ window announced to the server (default: half the guest's video "
+                        "RAM, 12..64)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p.add_argument("--version", action="version", version=f"ryll {__version__}")
+    return p
+
+
+def resolve_target(args: argparse.Namespace) -> Target:
+    if args.direct:
+        target = parse_direct(args.direct)
+    elif args.file:
+        target = load_vv_file(args.file)
+    elif args.url:
+        target = load_vv_url(args.url)
+    else:
+        raise UsageError("one of --direct, --file or --url is required")
+    return resolve_password(target, args.password_file)
+
+
+def setup_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    verbose = False
+    try:
+        args = build_parser().parse_args(argv)
+        verbose = args.verbose
+        setup_logging(args.verbose, args.quiet)
+        if not args.headless:
+            raise UsageError("ryll has no viewer window yet: run it with --headless")
+        for name in ("duration", "cache_size_mib", "glz_window_mib"):
+            value = getattr(args, name)
+            if value is not None and value <= 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be positive")
+        target = resolve_target(args)
+        pedantic_dir = args.pedantic_dir or (DEFAULT_DIR if args.pedantic else None)
+        opts = HeadlessOptions(
+            duration=args.duration,
+            summary_json=args.summary_json,
+            pedantic_dir=pedantic_dir,
+            display=DisplayOptions(
+                cache_bytes=args.cache_size_mib << 20,
+                glz_window_bytes=args.glz_window_mib << 20 if args.glz_window_mib else None,
+            ),
+        )
+        return asyncio.run(run_headless(target, opts))
+    except RyllError as exc:
+        if verbose:
+            logging.getLogger("ryll").exception("fatal")
+        print(f"ryll: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ryll: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The one exception hierarchy of ryll, and the exit code each failure maps to.
+
+The CLI turns any ``RyllError`` into one line on stderr and ``exit_code``; a user who scripts
+ryll can tell "wrong password" from "host unreachable" without parsing text.
+"""
+
+from __future__ import annotations
+
+
+class RyllError(Exception):
+    """Base of every error ryll raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(RyllError):
+    """Bad command line, unreadable .vv file, missing password file."""
+
+    exit_code = 2
+
+
+class ConnectError(RyllError):
+    """The host could not be reached (DNS, refused, timeout)."""
+
+    exit_code = 3
+
+
+
+class TLSError(RyllError):
+    """TLS handshake or certificate verification failed, or the host subject did not match."""
+
+    exit_code = 5
+
+
+class ProtocolError(RyllError):
+    """The server sent something that breaks the wire format (overrun, bad magic, bad offset)."""
+
+    exit_code = 6
+
+
+class LinkError(RyllError):
+    """The server answered the link with an error code (refused channel, version mismatch...)."""
+
+    exit_code = 9
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class AuthError(LinkError):
+    """The server refused our ticket (SPICE_LINK_ERR_PERMISSION_DENIED): wrong or expired password."""
+
+    exit_code = 4
+
+
+class ServerClosedError(RyllError):
+    """The server closed or reset a channel connection while the session was running."""
+
+    exit_code = 7
+
+
+class DecodeError(RyllError):
+    """An image or video payload could not be decoded. Never fatal to a session."""
+
+    exit_code = 8

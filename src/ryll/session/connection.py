@@ -1,0 +1,207 @@
+"""Opening one channel connection: TCP or TLS, then the link phase. The asyncio edge around
+``ryll.protocol.link``; everything it learns is returned in ``LinkedChannel``.
+
+TLS follows spice-gtk (``spice_channel_coroutine`` / ``verify_subject``): the certificate chain
+is verified against the given CA (or the system store); with a ``host-subject`` the peer's
+subject must equal it and the host name is not checked, otherwise the host name is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from ryll.errors import ConnectError, ProtocolError, RyllError, ServerClosedError, TLSError
+from ryll.protocol import link
+from ryll.protocol.constants import LINK_HEADER_SIZE, CommonCap
+from ryll.protocol.names import channel_name
+from ryll.session.target import Target
+
+log = logging.getLogger("ryll.session")
+
+CONNECT_TIMEOUT_S = 10.0
+# The link phase is four small messages; a server that has not answered in this long is not
+# going to (spice-gtk has no timeout at all, which is how clients hang on half-open proxies).
+LINK_TIMEOUT_S = 15.0
+
+COMMON_CAPS = (CommonCap.PROTOCOL_AUTH_SELECTION, CommonCap.AUTH_SPICE, CommonCap.MINI_HEADER)
+
+
+@dataclass
+class LinkedChannel:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    reply: link.LinkReply
+    mini_header: bool
+    tls: bool
+
+
+def parse_subject(text: str) -> list[tuple[str, str]]:
+    """virt-viewer's host-subject: ``C=IL,L=Raanana,O=Red Hat,CN=my server``; a comma inside a
+    value is escaped as ``\\,`` (spice-gtk ``subject_to_x509_name``)."""
+    pairs: list[tuple[str, str]] = []
+    item, escaped = "", False
+    for ch in text + ",":
+        if escaped:
+            item += ch
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ",":
+            if item.strip():
+                key, sep, value = item.partition("=")
+                if not sep:
+                    raise TLSError(f"host-subject {text!r}: {item!r} is not KEY=VALUE")
+                pairs.append((key.strip().upper(), value.strip()))
+            item = ""
+        else:
+            item += ch
+    return pairs
+
+
+def _cert_subject(der: bytes) -> list[tuple[str, str]]:
+    cert = x509.load_der_x509_certificate(der)
+    out = []
+    for attr in cert.subject:
+        name = attr.rfc4514_attribute_name.upper()
+        value = attr.value if isinstance(attr.value, str) else attr.value.decode("utf-8", "replace")
+        out.append((name, value))
+    return out
+
+
+def make_ssl_context(target: Target) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cadata=target.ca_pem) if target.ca_pem else (
+        ssl.create_default_context()
+    )
+    # SPICE servers present self-made certificates whose names are checked through the
+    # host-subject when one is given (spice-gtk does the same).
+    ctx.check_hostname = target.host_subject is None
+    return ctx
+
+
+def check_subject(sslobj: ssl.SSLObject | ssl.SSLSocket | None, expected: str) -> None:
+    der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
+    if not der:
+        raise TLSError("TLS: the server presented no certificate")
+    want = sorted(parse_subject(expected))
+    got = sorted(_cert_subject(der))
+    if want != got:
+        shown = ",".join(f"{k}={v}" for k, v in _cert_subject(der))
+        raise TLSError(f"TLS: server certificate subject {shown!r} does not match host-subject")
+
+
+async def open_stream(
+    target: Target, tls: bool
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    port = target.tls_port if tls else target.port
+    if port is None:
+        raise ConnectError(f"no {'TLS ' if tls else ''}port known for {target.host}")
+    ssl_ctx = make_ssl_context(target) if tls else None
+    where = f"{target.host}:{port}"
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                target.host, port, ssl=ssl_ctx,
+                server_hostname=target.host if tls else None,
+                limit=1 << 20,
+            ),
+            CONNECT_TIMEOUT_S,
+        )
+    except ssl.SSLCertVerificationError as exc:
+        raise TLSError(f"TLS verification of {where} failed: {exc.verify_message}") from None
+    except ssl.SSLError as exc:
+        raise TLSError(f"TLS handshake with {where} failed: {exc.reason or exc}") from None
+    except TimeoutError:
+        raise ConnectError(f"cannot connect to {where}: timed out") from None
+    except socket.gaierror as exc:
+        raise ConnectError(f"cannot connect to {where}: {exc.strerror}") from None
+    except OSError as exc:
+        raise ConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from None
+    if tls and target.host_subject is not None:
+        try:
+            check_subject(writer.get_extra_info("ssl_object"), target.host_subject)
+        except TLSError:
+            writer.close()
+            raise
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        # Small control messages (PONG, ACK) must not wait for Nagle.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return reader, writer
+
+
+async def _read(reader: asyncio.StreamReader, n: int, what: str) -> bytes:
+    try:
+        return await reader.readexactly(n)
+    except asyncio.IncompleteReadError as exc:
+        raise ServerClosedError(
+            f"server closed the connection during the link phase ({what}, "
+            f"{len(exc.partial)} of {n} bytes)"
+        ) from None
+    except ssl.SSLError as exc:
+        raise TLSError(f"TLS failed during the link phase: {exc.reason or exc}") from None
+    except ConnectionError as exc:
+        raise ServerClosedError(f"connection reset during the link phase ({what}): {exc}") from None
+
+
+async def link_channel(
+    target: Target,
+    tls: bool,
+    connection_id: int,
+    channel_type: int,
+    channel_id: int,
+    channel_caps: tuple[int, ...],
+) -> LinkedChannel:
+    """Connect and link one channel; raises a RyllError subclass a user can act on."""
+    reader, writer = await open_stream(target, tls)
+    try:
+        return await asyncio.wait_for(
+            _link(reader, writer, target, tls, connection_id, channel_type, channel_id,
+                  channel_caps),
+            LINK_TIMEOUT_S,
+        )
+    except TimeoutError:
+        writer.close()
+        raise ProtocolError(
+            f"the server did not complete the link of the {channel_name(channel_type)} channel "
+            f"within {LINK_TIMEOUT_S:.0f} s"
+        ) from None
+    except RyllError:
+        writer.close()
+        raise
+
+
+async def _link(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    target: Target,
+    tls: bool,
+    connection_id: int,
+    channel_type: int,
+    channel_id: int,
+    channel_caps: tuple[int, ...],
+) -> LinkedChannel:
+    writer.write(
+        link.build_link_message(connection_id, channel_type, channel_id, COMMON_CAPS, channel_caps)
+    )
+    size = link.parse_link_header(await _read(reader, LINK_HEADER_SIZE, "link header"))
+    reply = link.parse_link_reply(await _read(reader, size, "link reply"))
+    link.check_link_result(reply.error, channel_type, channel_id)
+    mechanism = link.choose_auth_mechanism(reply)
+    if mechanism is not None:
+        writer.write(mechanism)
+    writer.write(link.encrypt_ticket(reply.pub_key, target.password or ""))
+    await writer.drain()
+    result = link.parse_link_result(await _read(reader, 4, "link result"))
+    link.check_link_result(result, channel_type, channel_id)
+    mini = reply.has_common(CommonCap.MINI_HEADER)
+    log.debug(
+        "linked %s channel %d (%s, %s header)", channel_name(channel_type), channel_id,
+        "tls" if tls else "plain", "mini" if mini else "full",
+    )
+    return LinkedChannel(reader, writer, reply, mini, tls)

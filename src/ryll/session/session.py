@@ -1,0 +1,280 @@
+"""One SPICE session: the main channel, then one connection per listed channel, each with its
+own asyncio task, all sharing a ``ChannelContext`` (gaps, session state, options).
+
+A channel task reads bytes, lets the sans-IO handler frame and handle them one message at a
+time, and writes the handler's replies right after each message, so a PING is answered before
+the next message is even looked at. Any channel that fails (closed, reset, protocol error)
+ends the session with that error; ``stop()`` ends it cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ryll.channels.base import Channel
+from ryll.channels.context import ChannelContext
+from ryll.channels.cursor import CursorChannel
+from ryll.channels.display import DisplayChannel
+from ryll.channels.events import ChannelsListed, Event, ServerDisconnecting, WaitRequested
+from ryll.channels.inputs import InputsChannel
+from ryll.channels.main import MainChannel
+from ryll.errors import LinkError, ProtocolError, RyllError, ServerClosedError
+from ryll.protocol.constants import ChannelType, LinkResult
+from ryll.protocol.link import NeedSecured
+from ryll.protocol.names import channel_name
+from ryll.session.connection import LinkedChannel, link_channel
+from ryll.session.target import Target
+
+log = logging.getLogger("ryll.session")
+
+CHANNEL_CLASSES: dict[int, type[Channel]] = {
+    ChannelType.MAIN: MainChannel,
+    ChannelType.DISPLAY: DisplayChannel,
+    ChannelType.INPUTS: InputsChannel,
+    ChannelType.CURSOR: CursorChannel,
+}
+READ_CHUNK = 256 * 1024
+# How long WAIT_FOR_CHANNELS may hold a channel. spice-gtk waits forever; a bounded wait turns a
+# server bug (or a channel we never linked) into a named gap instead of a frozen display.
+WAIT_FOR_CHANNELS_TIMEOUT_S = 10.0
+# Channels one session links at most: a CHANNELS_LIST can list at most 1024 (protocol layer);
+# QEMU lists about 4-10. Beyond this we stop linking and register a gap.
+MAX_LINKED_CHANNELS = 64
+
+
+@dataclass
+class LinkedInfo:
+    channel: Channel
+    tls: bool
+    linked_at: float
+
+
+@dataclass
+class SessionEnd:
+    reason: str  # "stopped", "server_closed", "error"
+    message: str
+    error: RyllError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return self.error.exit_code if self.error is not None else 0
+
+
+@dataclass
+class Session:
+    target: Target
+    ctx: ChannelContext = field(default_factory=ChannelContext)
+    on_event: Callable[[Channel, Event], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.channels: dict[tuple[int, int], LinkedInfo] = {}
+        self.started_at = time.time()
+        self._started_mono = time.monotonic()
+        self.end: SessionEnd | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._done: asyncio.Future[SessionEnd] | None = None
+        self._progress = asyncio.Event()
+        self._waiters = 0
+
+    @property
+    def uptime(self) -> float:
+        return time.monotonic() - self._started_mono
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Link the main channel; raises the link's error (auth, TLS, connect) directly."""
+        self._done = asyncio.get_running_loop().create_future()
+        await self._link(ChannelType.MAIN, 0, connection_id=0)
+
+    async def wait(self) -> SessionEnd:
+        assert self._done is not None, "connect() first"
+        try:
+            end = await self._done
+        finally:
+            await self._close_all()
+        self.end = end
+        return end
+
+    async def run(self) -> SessionEnd:
+        await self.connect()
+        return await self.wait()
+
+    def stop(self, message: str = "stopped") -> None:
+        self._finish(SessionEnd("stopped", message))
+
+    def _finish(self, end: SessionEnd) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(end)
+
+    async def _close_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for writer in self._writers:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    # --- linking --------------------------------------------------------------------------
+
+    async def _link(self, channel_type: int, channel_id: int, connection_id: int) -> None:
+        cls = CHANNEL_CLASSES[channel_type]
+        use_tls = self.target.port is None
+        try:
+            linked = await link_channel(
+                self.target, use_tls, connection_id, channel_type, channel_id, cls.channel_caps
+            )
+        except NeedSecured:
+            if self.target.tls_port is None:
+                raise LinkError(
+                    f"the server requires TLS for the {channel_name(channel_type)} channel "
+                    "but no TLS port was given",
+                    LinkResult.NEED_SECURED,
+                ) from None
+            log.info("%s channel: server requires TLS, switching to port %d",
+                     channel_name(channel_type), self.target.tls_port)
+            linked = await link_channel(
+                self.target, True, connection_id, channel_type, channel_id, cls.channel_caps
+            )
+        self._start_channel(cls, channel_id, linked)
+
+    def _start_channel(self, cls: type[Channel], channel_id: int, linked: LinkedChannel) -> None:
+        channel = cls(channel_id, self.ctx, linked.mini_header)
+        channel.server_caps = linked.reply.channel_caps
+        self.channels[(cls.channel_type, channel_id)] = LinkedInfo(channel, linked.tls, time.time())
+        self._writers.append(linked.writer)
+        log.info("linked %s channel %d%s", channel.name, channel_id, " (TLS)" if linked.tls else "")
+        channel.start()
+        out = channel.data_to_send()
+        if out:
+            linked.writer.write(out)
+        self._spawn(self._channel_loop(channel, linked.reader, linked.writer))
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if isinstance(exc, RyllError):
+            reason = "server_closed" if isinstance(exc, ServerClosedError) else "error"
+            self._finish(SessionEnd(reason, str(exc), exc))
+        else:
+            log.error("internal error", exc_info=exc)
+            err = ProtocolError(f"internal error: {type(exc).__name__}: {exc}")
+            self._finish(SessionEnd("error", str(err), err))
+
+    # --- the per-channel loop -------------------------------------------------------------
+
+    async def _channel_loop(
+        self, channel: Channel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        what = f"{channel.name} channel"
+        while True:
+            try:
+                data = await reader.read(READ_CHUNK)
+            except (ConnectionError, ssl.SSLError, OSError) as exc:
+                raise ServerClosedError(f"the server reset the {what}: {exc}") from None
+            if not data:
+                if channel.disconnect_reason is not None:
+                    raise ServerClosedError(
+                        f"the server disconnected the {what} (reason {channel.disconnect_reason})"
+                    )
+                raise ServerClosedError(f"the server closed the {what}")
+            for message in channel.feed(data):
+                events = channel.handle(message)
+                out = channel.data_to_send()
+                if out:
+                    writer.write(out)
+                for event in events:
+                    await self._on_event(channel, event)
+                if self._waiters:
+                    self._progress.set()
+            try:
+                await writer.drain()
+            except (ConnectionError, OSError) as exc:
+                raise ServerClosedError(f"the server reset the {what}: {exc}") from None
+
+    async def _on_event(self, channel: Channel, event: Event) -> None:
+        if isinstance(event, ChannelsListed):
+            self._link_listed(event)
+        elif isinstance(event, WaitRequested):
+            await self._wait_for(channel, event)
+        elif isinstance(event, ServerDisconnecting):
+            pass  # the EOF that follows ends the session with the reason attached
+        if self.on_event is not None:
+            self.on_event(channel, event)
+
+    def _link_listed(self, event: ChannelsListed) -> None:
+        session_id = self.ctx.state.session_id
+        assert session_id is not None  # CHANNELS_LIST only follows INIT, which sets it
+        for cid in event.channels:
+            key = (cid.type, cid.id)
+            if key in self.channels:
+                continue
+            if cid.type not in CHANNEL_CLASSES:
+                self.ctx.gaps.register(
+                    f"main:unlinked_channel:{channel_name(cid.type)}",
+                    f"ryll does not speak the {channel_name(cid.type)} channel yet; not linked",
+                )
+                continue
+            if len(self.channels) >= MAX_LINKED_CHANNELS:
+                self.ctx.gaps.register("main:channel_cap", "too many channels listed")
+                break
+            self._spawn(self._link(cid.type, cid.id, session_id))
+
+    async def _wait_for(self, channel: Channel, event: WaitRequested) -> None:
+        """Hold this channel until the named channels have handled the given serials."""
+        deadline = time.monotonic() + WAIT_FOR_CHANNELS_TIMEOUT_S
+
+        def pending() -> list[str]:
+            out = []
+            for w in event.channels:
+                info = self.channels.get((w.channel_type, w.channel_id))
+                if info is not None and info.channel.last_serial < w.message_serial:
+                    out.append(f"{info.channel.name}:{w.channel_id}")
+            return out
+
+        self._waiters += 1
+        try:
+            while waiting := pending():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.ctx.gaps.register(
+                        f"{channel.name}:wait_for_channels:timeout",
+                        f"gave up waiting for {', '.join(waiting)}",
+                    )
+                    return
+                self._progress.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._progress.wait(), left)
+        finally:
+            self._waiters -= 1
+
+    # --- reporting ------------------------------------------------------------------------
+
+    def display_channels(self) -> list[DisplayChannel]:
+        return [
+            i.channel for i in self.channels.values() if isinstance(i.channel, DisplayChannel)
+        ]
+
+    def totals(self) -> tuple[int, int]:
+        bytes_in = sum(i.channel.stats.bytes_in for i in self.channels.values())
+        bytes_out = sum(i.channel.stats.bytes_out for i in self.channels.values())
+        return bytes_in, bytes_out

@@ -1,0 +1,361 @@
+"""Builds (once) and caches what the test VM boots: a Debian kernel and a tiny initramfs.
+
+The kernel is Debian's current ``linux-image-*-amd64`` (``apt-get download`` + ``dpkg-deb``, no
+install). The initramfs holds ``/init`` (``guest/init.sh``), a static busybox (from
+``busybox-static``, downloaded the same way, or the host's ``/bin/busybox`` if it is static and the
+download fails) and ``/bin/drawer`` (``guest/drawer.c`` compiled with ``gcc -static``). It is written
+in Python as a ``newc`` cpio archive, gzip-compressed, with fixed timestamps, so the same inputs give
+the same bytes.
+
+A stamp file records the inputs (kernel package, hashes of drawer.c, init.sh and busybox, and the
+build format); a second call with unchanged inputs only checks the stamp. A lock file makes
+concurrent callers (pytest-xdist workers) wait for each other instead of racing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import stat
+import struct
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ryll.testvm.errors import TestVMError
+
+log = logging.getLogger("ryll.testvm")
+
+#: Bump when the way artifacts are built changes, so old caches are rebuilt.
+BUILD_FORMAT = 1
+#: The Debian metapackage that names the current kernel.
+KERNEL_METAPACKAGE = "linux-image-amd64"
+CACHE_ENV = "RYLL_TESTVM_CACHE"
+#: Overrides the kernel package (e.g. "linux-image-6.1.0-56-amd64") instead of asking apt-cache.
+KERNEL_ENV = "RYLL_TESTVM_KERNEL_PACKAGE"
+GCC_FLAGS = ("-static", "-O2", "-s", "-Wall")
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """What ``-kernel`` and ``-initrd`` get."""
+
+    kernel: Path
+    initrd: Path
+    kernel_package: str = ""
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "ryll-testvm"
+
+
+def guest_source(name: str) -> bytes:
+    """The bytes of ``guest/<name>`` shipped with the package (drawer.c, init.sh)."""
+    return resources.files("ryll.testvm").joinpath("guest", name).read_bytes()
+
+
+def ensure_artifacts(cache_dir: Path | None = None) -> Artifacts:
+    """Returns the kernel and initramfs, building them first if the inputs changed.
+
+    Raises TestVMError (naming the Debian package to install) if a tool is missing.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with _locked(cache / ".lock"):
+        return _ensure(cache)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _ensure(cache: Path) -> Artifacts:
+    stamp_path = cache / "stamp.json"
+    initrd = cache / "initrd.img"
+    old = _read_stamp(stamp_path)
+
+    package = _kernel_package(old)
+    drawer_src = guest_source("drawer.c")
+    init_src = guest_source("init.sh")
+    wanted = {
+        "format": BUILD_FORMAT,
+        "kernel_package": package,
+        "drawer_sha256": _sha256(drawer_src),
+        "init_sha256": _sha256(init_src),
+        "gcc_flags": list(GCC_FLAGS),
+    }
+
+    kernel = _ensure_kernel(cache, package)
+    busybox = _ensure_busybox(cache)
+    wanted["busybox_sha256"] = _sha256(busybox.read_bytes())
+
+    if initrd.is_file() and old is not None and {k: old.get(k) for k in wanted} == wanted:
+        log.debug("test VM artifacts up to date in %s", cache)
+        return Artifacts(kernel=kernel, initrd=initrd, kernel_package=package)
+
+    log.info("building test VM initramfs in %s", cache)
+    drawer = _compile_drawer(cache, drawer_src)
+    image = _initramfs(init_src, busybox.read_bytes(), drawer.read_bytes())
+    _write_atomic(initrd, image)
+    _write_atomic(stamp_path, (json.dumps(wanted, indent=2, sort_keys=True) + "\n").encode())
+    log.info("test VM initramfs: %s (%d bytes)", initrd, len(image))
+    return Artifacts(kernel=kernel, initrd=initrd, kernel_package=package)
+
+
+def _read_stamp(path: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _kernel_package(old_stamp: dict[str, object] | None) -> str:
+    env = os.environ.get(KERNEL_ENV)
+    if env:
+        return env
+    problem = ""
+    try:
+        out = _run(["apt-cache", "depends", KERNEL_METAPACKAGE], package="apt").stdout
+        m = re.search(r"Depends:\s*(linux-image-[0-9][A-Za-z0-9.+-]*-amd64)\b", out)
+        if m:
+            return m.group(1)
+        problem = f"apt-cache knows no {KERNEL_METAPACKAGE} (run `apt-get update` first)"
+    except TestVMError as exc:
+        problem = str(exc)
+    # Offline or no apt lists: a kernel built before will do.
+    cached = old_stamp.get("kernel_package") if old_stamp else None
+    if isinstance(cached, str) and cached:
+        log.warning("%s; using the cached kernel %s", problem, cached)
+        return cached
+    raise TestVMError(f"cannot find the current Debian kernel package: {problem}")
+
+
+def _ensure_kernel(cache: Path, package: str) -> Path:
+    kdir = cache / "kernel" / package
+    vmlinuz = kdir / "vmlinuz"
+    if vmlinuz.is_file():
+        return vmlinuz
+    log.info("downloading kernel package %s", package)
+    with tempfile.TemporaryDirectory(dir=cache, prefix="dl-") as tmp:
+        deb = _apt_download(package, Path(tmp))
+        found = _extract_from_deb(deb, lambda name: re.fullmatch(r"boot/vmlinuz-.*", name) is not None)
+        if not found:
+            raise TestVMError(f"{deb.name} has no boot/vmlinuz-*")
+        name, data = found[0]
+        kdir.mkdir(parents=True, exist_ok=True)
+        _write_atomic(vmlinuz, data)
+        (kdir / "source.txt").write_text(f"{deb.name} {name}\n")
+    log.info("kernel: %s (%d bytes)", vmlinuz, vmlinuz.stat().st_size)
+    return vmlinuz
+
+
+def _ensure_busybox(cache: Path) -> Path:
+    bdir = cache / "busybox"
+    target = bdir / "busybox"
+    if target.is_file():
+        return target
+    bdir.mkdir(parents=True, exist_ok=True)
+    try:
+        log.info("downloading busybox-static")
+        with tempfile.TemporaryDirectory(dir=cache, prefix="dl-") as tmp:
+            deb = _apt_download("busybox-static", Path(tmp))
+            found = _extract_from_deb(deb, lambda name: name == "bin/busybox")
+            if not found:
+                raise TestVMError(f"{deb.name} has no bin/busybox")
+            _write_atomic(target, found[0][1], mode=0o755)
+            (bdir / "source.txt").write_text(f"{deb.name}\n")
+    except TestVMError as exc:
+        host = Path("/bin/busybox")
+        if host.is_file() and _is_static_elf(host.read_bytes()):
+            log.warning("%s; using the host's static %s", exc, host)
+            _write_atomic(target, host.read_bytes(), mode=0o755)
+            (bdir / "source.txt").write_text(f"host {host}\n")
+        else:
+            raise TestVMError(
+                f"cannot get a static busybox ({exc}); `apt-get install busybox-static` "
+                "or make `apt-get download busybox-static` work"
+            ) from exc
+    return target
+
+
+def _apt_download(package: str, dest: Path) -> Path:
+    _run(
+        ["apt-get", "download", "-o", "APT::Sandbox::User=root", package],
+        package="apt",
+        cwd=dest,
+        hint="run `apt-get update` if the package list is stale",
+    )
+    debs = sorted(dest.glob(f"{package}_*.deb"))
+    if not debs:
+        raise TestVMError(f"apt-get download {package} left no .deb in {dest}")
+    return debs[-1]
+
+
+def _extract_from_deb(deb: Path, want: Callable[[str], bool]) -> list[tuple[str, bytes]]:
+    """Regular files of the .deb's data whose path (without "./") satisfies ``want``."""
+    try:
+        proc = subprocess.Popen(
+            ["dpkg-deb", "--fsys-tarfile", str(deb)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except FileNotFoundError as exc:
+        raise TestVMError("dpkg-deb not found: install the Debian package `dpkg`") from exc
+    found: list[tuple[str, bytes]] = []
+    assert proc.stdout is not None
+    try:
+        with tarfile.open(fileobj=proc.stdout, mode="r|*") as tar:
+            for member in tar:
+                name = member.name.removeprefix("./")
+                if member.isfile() and want(name):
+                    f = tar.extractfile(member)
+                    assert f is not None
+                    found.append((name, f.read()))
+    except tarfile.TarError as exc:
+        raise TestVMError(f"cannot read {deb.name}: {exc}") from exc
+    finally:
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        rc = proc.wait()
+    if rc != 0:
+        raise TestVMError(f"dpkg-deb --fsys-tarfile {deb.name} failed ({rc}): {stderr.strip()}")
+    return found
+
+
+def _compile_drawer(cache: Path, source: bytes) -> Path:
+    bdir = cache / "build"
+    bdir.mkdir(parents=True, exist_ok=True)
+    src = bdir / "drawer.c"
+    out = bdir / "drawer"
+    src.write_bytes(source)
+    log.info("compiling %s", src)
+    try:
+        _run(["gcc", *GCC_FLAGS, "-o", str(out) + ".tmp", str(src)], package="gcc")
+    except TestVMError as exc:
+        if "cannot find -lc" in str(exc) or "stdio.h" in str(exc):
+            raise TestVMError(f"{exc}\n(install the Debian package `libc6-dev`)") from exc
+        raise
+    os.replace(str(out) + ".tmp", out)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# newc cpio
+
+
+def _cpio_entry(name: str, mode: int, data: bytes = b"", ino: int = 0, rdev: tuple[int, int] = (0, 0)) -> bytes:
+    encoded = name.encode() + b"\0"
+    fields = (ino, mode, 0, 0, 2 if stat.S_ISDIR(mode) else 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(encoded), 0)
+    header = b"070701" + b"".join(b"%08X" % f for f in fields)
+    out = header + encoded
+    out += b"\0" * (-len(out) % 4)
+    out += data
+    out += b"\0" * (-len(out) % 4)
+    return out
+
+
+def _initramfs(init: bytes, busybox: bytes, drawer: bytes) -> bytes:
+    entries: list[tuple[str, int, bytes, tuple[int, int]]] = []
+    for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "run", "etc"):
+        entries.append((d, stat.S_IFDIR | 0o755, b"", (0, 0)))
+    entries += [
+        # The kernel opens /dev/console for init's stdio before anything is mounted.
+        ("dev/console", stat.S_IFCHR | 0o600, b"", (5, 1)),
+        ("dev/null", stat.S_IFCHR | 0o666, b"", (1, 3)),
+        ("dev/ttyS0", stat.S_IFCHR | 0o660, b"", (4, 64)),
+        ("init", stat.S_IFREG | 0o755, init, (0, 0)),
+        ("bin/busybox", stat.S_IFREG | 0o755, busybox, (0, 0)),
+        ("bin/sh", stat.S_IFLNK | 0o777, b"busybox", (0, 0)),
+        ("bin/drawer", stat.S_IFREG | 0o755, drawer, (0, 0)),
+    ]
+    raw = io.BytesIO()
+    for ino, (name, mode, data, rdev) in enumerate(entries, start=1):
+        raw.write(_cpio_entry(name, mode, data, ino=ino, rdev=rdev))
+    raw.write(_cpio_entry("TRAILER!!!", 0))
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=6, mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def _run(
+    cmd: list[str], *, package: str, cwd: Path | None = None, hint: str = ""
+) -> subprocess.CompletedProcess[str]:
+    log.debug("running %s", " ".join(cmd))
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError as exc:
+        raise TestVMError(f"{cmd[0]} not found: install the Debian package `{package}`") from exc
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip()
+        msg = f"`{' '.join(cmd)}` failed ({proc.returncode}): {detail}"
+        if hint:
+            msg += f" ({hint})"
+        raise TestVMError(msg)
+    return proc
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress_oserror():
+            os.unlink(tmp)
+        raise
+
+
+@contextmanager
+def _suppress_oserror() -> Iterator[None]:
+    try:
+        yield
+    except OSError:
+        pass
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _is_static_elf(data: bytes) -> bool:
+    """True for a 64-bit little-endian ELF executable without a PT_INTERP (dynamic loader)."""
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        return False
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    for i in range(phnum):
+        p_type, = struct.unpack_from("<I", data, phoff + i * phentsize)
+        if p_type == 3:  # PT_INTERP
+            return False
+    return True

@@ -1,0 +1,34 @@
+#!/bin/busybox sh
+# /init of ryll's test VM initramfs (PID 1; must never exit, or the kernel panics).
+#
+# Mounts the pseudo file systems, turns every "ryll.KEY=VALUE" word of the kernel command line
+# into a "KEY=VALUE" argument of /bin/drawer, and runs it with its output on the serial port.
+
+/bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+
+# Markers go to the first serial port (QEMU's -serial file:), the console as a fallback.
+out=/dev/console
+[ -c /dev/ttyS0 ] && out=/dev/ttyS0
+exec </dev/null >"$out" 2>&1
+
+args=""
+for word in $(cat /proc/cmdline); do
+    case "$word" in
+        ryll.*=*) args="$args ${word#ryll.}" ;;
+    esac
+done
+
+echo "ryll: init args:$args"
+# shellcheck disable=SC2086  # the words are meant to split
+/bin/drawer $args
+echo "ryll: error drawer exited with status $?"
+
+# PID 1 stays, and reaps orphans by being a shell.
+while :; do
+    sleep 3600
+done
