@@ -181,6 +181,7 @@ def test_testvm_rejects_bad_arguments() -> None:
 # ---------------------------------------------------------------------------------------------
 # e2e: the real VM
 
+
 def _distinct_colours(img: np.ndarray) -> int:
     return len(np.unique(img.reshape(-1, 3), axis=0))
 
@@ -249,8 +250,12 @@ def test_password_and_tls(tmp_path: Path) -> None:
         with socket.create_connection((vm.host, vm.tls_port), timeout=10) as raw:
             with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
                 peer = tls.getpeercert()
-        short = {"countryName": "C", "localityName": "L", "organizationName": "O",
-                 "commonName": "CN"}
+        short = {
+            "countryName": "C",
+            "localityName": "L",
+            "organizationName": "O",
+            "commonName": "CN",
+        }
         got = ",".join(f"{short[k]}={v}" for rdn in peer["subject"] for k, v in rdn)
         assert got == subject
 
@@ -301,7 +306,9 @@ def test_static_picture_is_stable(static_qxl: TestVM, reference_picture: np.ndar
 @needs_qemu
 @pytest.mark.parametrize("vga", ["std", "virtio"])
 def test_other_vgas_draw_the_same_picture(
-    artifacts, reference_picture: np.ndarray, vga: str  # type: ignore[no-untyped-def]
+    artifacts,
+    reference_picture: np.ndarray,
+    vga: str,  # type: ignore[no-untyped-def]
 ) -> None:
     with TestVM(vga=vga, scene="static", artifacts=artifacts) as vm:
         vm.wait_frame(1, timeout=90)
@@ -330,7 +337,9 @@ def test_system_reset_qxl(static_qxl: TestVM, reference_picture: np.ndarray) -> 
 @needs_qemu
 def test_modes_scene_switches(artifacts) -> None:  # type: ignore[no-untyped-def]
     with TestVM(
-        scene="modes", mode="640x480", extra_cmdline="ryll.mode2=1024x768 ryll.hold=2",
+        scene="modes",
+        mode="640x480",
+        extra_cmdline="ryll.mode2=1024x768 ryll.hold=2",
         artifacts=artifacts,
     ) as vm:
         off = vm.wait_frame(1, timeout=90)
@@ -371,7 +380,8 @@ def test_wait_serial_timeout_reports_tail(static_qxl: TestVM) -> None:
 @pytest.mark.e2e
 @needs_qemu
 def test_guest_error_is_reported(artifacts) -> None:  # type: ignore[no-untyped-def]
-    with TestVM(scene="static", mode="640x480", extra_cmdline="ryll.mode2=bogus",
-                artifacts=artifacts) as vm:
+    with TestVM(
+        scene="static", mode="640x480", extra_cmdline="ryll.mode2=bogus", artifacts=artifacts
+    ) as vm:
         with pytest.raises(TestVMError, match="ryll: error bad mode2"):
             vm.wait_frame(1, timeout=90)

@@ -99,6 +99,8 @@ class Channel:
         """Handle one framed message: its sub-messages first, then the ACK window, then the
         message itself (the order of spice-gtk's spice_channel_recv_msg)."""
         self.stats.messages_in += 1
+        if self.ctx.tap is not None:
+            self.ctx.tap(self.channel_type, self.channel_id, "in", message.type, message.body)
         self.last_serial = message.serial if message.serial else self.last_serial + 1
         try:
             subs = split_sub_messages(message)
@@ -128,6 +130,8 @@ class Channel:
         return events
 
     def send(self, opcode: int, body: bytes = b"") -> None:
+        if self.ctx.tap is not None:
+            self.ctx.tap(self.channel_type, self.channel_id, "out", opcode, body)
         data = self._writer.build(opcode, body)
         self._out.append(data)
         self.stats.messages_out += 1

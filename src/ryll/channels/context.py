@@ -66,9 +66,15 @@ class SessionState:
         }
 
 
+# A traffic tap sees every message in both directions: (channel type, channel id, direction
+# "in"/"out", opcode, body). Captures for fixtures and bug reports hang here.
+Tap = Callable[[int, int, str, int, bytes], None]
+
+
 @dataclass
 class ChannelContext:
     gaps: GapRegistry = field(default_factory=GapRegistry)
+    tap: Tap | None = None
     state: SessionState = field(default_factory=SessionState)
     display: DisplayOptions = field(default_factory=DisplayOptions)
     clock: Callable[[], float] = time.monotonic

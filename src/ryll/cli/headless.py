@@ -39,7 +39,9 @@ def stats_line(session: Session) -> str:
     )
 
 
-async def run_headless(target: Target, opts: HeadlessOptions, out: TextIO = sys.stdout) -> int:
+async def run_headless(
+    target: Target, opts: HeadlessOptions, out: TextIO = sys.stdout
+) -> SessionEnd:
     ctx = ChannelContext(display=opts.display or DisplayOptions())
     session = Session(target, ctx)
     if opts.pedantic_dir is not None:
@@ -73,7 +75,7 @@ async def run_headless(target: Target, opts: HeadlessOptions, out: TextIO = sys.
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
     report_end(session, end, opts, out)
-    return end.exit_code
+    return end
 
 
 def report_end(session: Session, end: SessionEnd, opts: HeadlessOptions, out: TextIO) -> None:

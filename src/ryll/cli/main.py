@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                 glz_window_bytes=args.glz_window_mib << 20 if args.glz_window_mib else None,
             ),
         )
-        return asyncio.run(run_headless(target, opts))
+        end = asyncio.run(run_headless(target, opts))
+        if end.error is not None:
+            raise end.error
     except RyllError as exc:
         if verbose:
             logging.getLogger("ryll").exception("fatal")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,21 +19,29 @@ from ryll.testvm.vm import SCENES, VGAS, TestVM
 
 def _vm_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vga", choices=VGAS, default="qxl")
-    p.add_argument("--scene", choices=(*SCENES, "none"), default="static",
-                   help="the guest's workload; none = no kernel (SeaBIOS screen)")
+    p.add_argument(
+        "--scene",
+        choices=(*SCENES, "none"),
+        default="static",
+        help="the guest's workload; none = no kernel (SeaBIOS screen)",
+    )
     p.add_argument("--mode", default="640x480", help="first display mode, WxH")
     p.add_argument("--mode2", help="second mode of the 'modes' scene (guest default 1024x768)")
     p.add_argument("--hold", type=int, help="seconds before the 'modes' scene switches")
-    p.add_argument("--animate-seconds", type=int,
-                   help="the 'animate' scene stops after this many seconds")
+    p.add_argument(
+        "--animate-seconds", type=int, help="the 'animate' scene stops after this many seconds"
+    )
     p.add_argument("--extra-cmdline", default="", help="more kernel command line words")
     p.add_argument("--image-compression")
     p.add_argument("--streaming-video")
     p.add_argument("--zlib-glz-wan-compression")
     p.add_argument("--jpeg-wan-compression")
     p.add_argument("--password-file", type=Path, help="file whose first line is the SPICE password")
-    p.add_argument("--tls-dir", type=Path,
-                   help="x509 dir for a TLS port (made with a fresh CA if it has no certificates)")
+    p.add_argument(
+        "--tls-dir",
+        type=Path,
+        help="x509 dir for a TLS port (made with a fresh CA if it has no certificates)",
+    )
     p.add_argument("--workdir", type=Path, help="keep the serial log, QEMU log and QMP socket here")
     p.add_argument("--cache-dir", type=Path)
 
@@ -117,6 +126,24 @@ def _cmd_screendump(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """Boot the test VM and run ryll headless against it: the README's first command."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    with _make_vm(args) as vm:
+        if vm.scene is not None:
+            vm.wait_frame(1, timeout=90)
+        cmd = [
+            sys.executable, "-m", "ryll", "--direct", f"{vm.host}:{vm.port}", "--headless",
+            "--duration", str(args.seconds), "--summary-json", str(args.summary_json),
+            *args.ryll_args,
+        ]
+        print("running:", " ".join(cmd), flush=True)
+        try:
+            return subprocess.call(cmd)
+        except KeyboardInterrupt:
+            return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ryll.testvm", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -139,7 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--delay", type=float, help="seconds to wait after that (or after start)")
     p.set_defaults(func=_cmd_screendump)
 
+    p = sub.add_parser("demo", help="boot the test VM and run ryll headless against it")
+    _vm_options(p)
+    p.add_argument("--seconds", type=float, default=20.0, help="how long ryll runs")
+    p.add_argument("--summary-json", type=Path, default=Path("ryll-demo-summary.json"))
+    p.add_argument("ryll_args", nargs=argparse.REMAINDER, help="more ryll options, after --")
+    p.set_defaults(func=_cmd_demo, scene="animate")
+
     args = parser.parse_args(argv)
+    if getattr(args, "ryll_args", None) and args.ryll_args[0] == "--":
+        args.ryll_args = args.ryll_args[1:]
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(name)s: %(message)s",

@@ -2,10 +2,10 @@
 
 The kernel is Debian's current ``linux-image-*-amd64`` (``apt-get download`` + ``dpkg-deb``, no
 install). The initramfs holds ``/init`` (``guest/init.sh``), a static busybox (from
-``busybox-static``, downloaded the same way, or the host's ``/bin/busybox`` if it is static and the
-download fails) and ``/bin/drawer`` (``guest/drawer.c`` compiled with ``gcc -static``). It is written
-in Python as a ``newc`` cpio archive, gzip-compressed, with fixed timestamps, so the same inputs give
-the same bytes.
+``busybox-static``, downloaded the same way, or the host's ``/bin/busybox`` if it is static and
+the download fails) and ``/bin/drawer`` (``guest/drawer.c`` compiled with ``gcc -static``). It is
+written in Python as a ``newc`` cpio archive, gzip-compressed, with fixed timestamps, so the same
+inputs give the same bytes.
 
 A stamp file records the inputs (kernel package, hashes of drawer.c, init.sh and busybox, and the
 build format); a second call with unchanged inputs only checks the stamp. A lock file makes
@@ -152,7 +152,9 @@ def _ensure_kernel(cache: Path, package: str) -> Path:
     log.info("downloading kernel package %s", package)
     with tempfile.TemporaryDirectory(dir=cache, prefix="dl-") as tmp:
         deb = _apt_download(package, Path(tmp))
-        found = _extract_from_deb(deb, lambda name: re.fullmatch(r"boot/vmlinuz-.*", name) is not None)
+        found = _extract_from_deb(
+            deb, lambda name: re.fullmatch(r"boot/vmlinuz-.*", name) is not None
+        )
         if not found:
             raise TestVMError(f"{deb.name} has no boot/vmlinuz-*")
         name, data = found[0]
@@ -214,7 +216,7 @@ def _extract_from_deb(deb: Path, want: Callable[[str], bool]) -> list[tuple[str,
             stderr=subprocess.PIPE,
         )
     except FileNotFoundError as exc:
-        raise TestVMError("dpkg-deb not found: install the Debian package `dpkg`") from exc
+        raise TestVMError("dpkg-deb not found: `apt-get install dpkg`") from exc
     found: list[tuple[str, bytes]] = []
     assert proc.stdout is not None
     try:
@@ -244,10 +246,10 @@ def _compile_drawer(cache: Path, source: bytes) -> Path:
     src.write_bytes(source)
     log.info("compiling %s", src)
     try:
-        _run(["gcc", *GCC_FLAGS, "-o", str(out) + ".tmp", str(src)], package="gcc")
+        _run(["gcc", *GCC_FLAGS, "-o", str(out) + ".tmp", str(src)], package="gcc libc6-dev")
     except TestVMError as exc:
         if "cannot find -lc" in str(exc) or "stdio.h" in str(exc):
-            raise TestVMError(f"{exc}\n(install the Debian package `libc6-dev`)") from exc
+            raise TestVMError(f"{exc}\n(`apt-get install libc6-dev`)") from exc
         raise
     os.replace(str(out) + ".tmp", out)
     return out
@@ -257,9 +259,25 @@ def _compile_drawer(cache: Path, source: bytes) -> Path:
 # newc cpio
 
 
-def _cpio_entry(name: str, mode: int, data: bytes = b"", ino: int = 0, rdev: tuple[int, int] = (0, 0)) -> bytes:
+def _cpio_entry(
+    name: str, mode: int, data: bytes = b"", ino: int = 0, rdev: tuple[int, int] = (0, 0)
+) -> bytes:
     encoded = name.encode() + b"\0"
-    fields = (ino, mode, 0, 0, 2 if stat.S_ISDIR(mode) else 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(encoded), 0)
+    fields = (
+        ino,
+        mode,
+        0,
+        0,
+        2 if stat.S_ISDIR(mode) else 1,
+        0,
+        len(data),
+        0,
+        0,
+        rdev[0],
+        rdev[1],
+        len(encoded),
+        0,
+    )
     header = b"070701" + b"".join(b"%08X" % f for f in fields)
     out = header + encoded
     out += b"\0" * (-len(out) % 4)
@@ -270,7 +288,19 @@ def _cpio_entry(name: str, mode: int, data: bytes = b"", ino: int = 0, rdev: tup
 
 def _initramfs(init: bytes, busybox: bytes, drawer: bytes) -> bytes:
     entries: list[tuple[str, int, bytes, tuple[int, int]]] = []
-    for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "run", "etc"):
+    for d in (
+        "bin",
+        "sbin",
+        "usr",
+        "usr/bin",
+        "usr/sbin",
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        "run",
+        "etc",
+    ):
         entries.append((d, stat.S_IFDIR | 0o755, b"", (0, 0)))
     entries += [
         # The kernel opens /dev/console for init's stdio before anything is mounted.
@@ -303,7 +333,7 @@ def _run(
     try:
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     except FileNotFoundError as exc:
-        raise TestVMError(f"{cmd[0]} not found: install the Debian package `{package}`") from exc
+        raise TestVMError(f"{cmd[0]} not found: `apt-get install {package}`") from exc
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip()
         msg = f"`{' '.join(cmd)}` failed ({proc.returncode}): {detail}"
@@ -352,10 +382,10 @@ def _is_static_elf(data: bytes) -> bool:
     """True for a 64-bit little-endian ELF executable without a PT_INTERP (dynamic loader)."""
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         return False
-    phoff, = struct.unpack_from("<Q", data, 0x20)
+    (phoff,) = struct.unpack_from("<Q", data, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
     for i in range(phnum):
-        p_type, = struct.unpack_from("<I", data, phoff + i * phentsize)
+        (p_type,) = struct.unpack_from("<I", data, phoff + i * phentsize)
         if p_type == 3:  # PT_INTERP
             return False
     return True

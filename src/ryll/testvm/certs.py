@@ -2,8 +2,8 @@
 
 ``make_tls_dir(path)`` writes what QEMU's ``-spice x509-dir=`` wants (ca-cert.pem,
 server-cert.pem, server-key.pem) and returns the server certificate's subject in the form
-virt-viewer's ``host-subject`` uses: "C=XX,L=Testville,O=Ryll Test,CN=127.0.0.1". A test that wants a
-mismatching subject changes one field (``subject_string(organization="Someone Else", ...)``).
+virt-viewer's ``host-subject`` uses: "C=XX,L=Testville,O=Ryll Test,CN=127.0.0.1". A test that
+wants a mismatching subject changes one field (``subject_string(organization="Someone Else")``).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def make_tls_dir(
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     cn = common_name if common_name is not None else hostname
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     not_before = now - datetime.timedelta(days=1)
     not_after = now + datetime.timedelta(days=days)
 
@@ -79,9 +79,15 @@ def make_tls_dir(
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -120,9 +126,15 @@ def make_tls_dir(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=True,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )

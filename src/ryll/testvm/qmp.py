@@ -101,7 +101,9 @@ class QMPClient:
 
     # -- commands -----------------------------------------------------------------------------
 
-    def execute(self, command: str, arguments: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Any:
+    def execute(
+        self, command: str, arguments: Mapping[str, Any] | None = None, /, **kwargs: Any
+    ) -> Any:
         """Runs ``command`` and returns its ``return`` value; raises QMPError on ``error``.
 
         Arguments come from the ``arguments`` mapping (for names with dashes, e.g.
@@ -134,7 +136,9 @@ class QMPClient:
                 if "return" in reply:
                     return reply["return"]
 
-    def screendump(self, path: str | Path, *, device: str | None = None, head: int | None = None) -> None:
+    def screendump(
+        self, path: str | Path, *, device: str | None = None, head: int | None = None
+    ) -> None:
         """Has QEMU write the guest display as a binary PPM to ``path`` (made absolute)."""
         args: dict[str, Any] = {"filename": os.path.abspath(path)}
         if device is not None:
@@ -144,7 +148,11 @@ class QMPClient:
         self.execute("screendump", args)
 
     def screendump_array(
-        self, *, device: str | None = None, head: int | None = None, tmpdir: str | Path | None = None
+        self,
+        *,
+        device: str | None = None,
+        head: int | None = None,
+        tmpdir: str | Path | None = None,
     ) -> np.ndarray:
         """The guest display as an (H, W, 3) uint8 RGB array."""
         fd, tmp = tempfile.mkstemp(suffix=".ppm", prefix="ryll-screendump-", dir=tmpdir)

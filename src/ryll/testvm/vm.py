@@ -19,7 +19,6 @@ QEMU behind.
 from __future__ import annotations
 
 import ctypes
-import os
 import re
 import shutil
 import signal
@@ -29,7 +28,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -139,7 +138,8 @@ class TestVM:
         self.cmdline: list[str] = []
         if self.tls_dir is not None:
             missing = [
-                n for n in ("ca-cert.pem", "server-cert.pem", "server-key.pem")
+                n
+                for n in ("ca-cert.pem", "server-cert.pem", "server-key.pem")
                 if not (self.tls_dir / n).is_file()
             ]
             if missing:
@@ -276,7 +276,11 @@ class TestVM:
 
     def __enter__(self) -> TestVM:
         if not self.running:
-            self.start()
+            try:
+                self.start()
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -388,6 +392,7 @@ class TestVM:
         spice_opt = ",".join(spice)
         if self.extra_spice:
             spice_opt += "," + self.extra_spice.lstrip(",")
+        # fmt: off
         cmd = [
             self.qemu_binary,
             "-name", "ryll-testvm",
@@ -404,12 +409,16 @@ class TestVM:
             "-spice", spice_opt,
             *extra,
         ]
+        # fmt: on
         if self.scene is not None:
             assert self._artifacts is not None
             cmd += [
-                "-kernel", str(self._artifacts.kernel),
-                "-initrd", str(self._artifacts.initrd),
-                "-append", self.kernel_cmdline,
+                "-kernel",
+                str(self._artifacts.kernel),
+                "-initrd",
+                str(self._artifacts.initrd),
+                "-append",
+                self.kernel_cmdline,
             ]
         cmd += self.extra_args
         return cmd
@@ -423,7 +432,9 @@ class TestVM:
                 pass
         self.cmdline = self._build_cmdline()
         self._log = open(self.qemu_log_path, "wb")  # noqa: SIM115 - closed in _after_exit
-        preexec = _die_with_parent if threading.current_thread() is threading.main_thread() else None
+        preexec = (
+            _die_with_parent if threading.current_thread() is threading.main_thread() else None
+        )
         try:
             self._proc = subprocess.Popen(
                 self.cmdline,
@@ -527,6 +538,7 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
 
 
 _PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None
 try:
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # pragma: no cover - not Linux
