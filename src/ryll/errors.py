@@ -49,7 +49,7 @@ class LinkError(RyllError):
 
 
 class AuthError(LinkError):
-    """The server refused our ticket (SPICE_LINK_ERR_PERMISSION_DENIED): wrong or expired password."""
+    """SPICE_LINK_ERR_PERMISSION_DENIED: the ticket (password) is wrong or expired."""
 
     exit_code = 4
 

@@ -67,7 +67,8 @@ class DisplayChannel(Channel):
         dictionary id 1 as spice-gtk (all display channels of a session share them)."""
         opts = self.ctx.display
         glz = self.ctx.state.glz_window_bytes(opts)
-        self.send(DisplayClient.INIT, msgs.build_display_init(1, opts.cache_bytes // 4, 1, glz // 4))
+        init = msgs.build_display_init(1, opts.cache_bytes // 4, 1, glz // 4)
+        self.send(DisplayClient.INIT, init)
 
     def _on_surface_create(self, body: bytes) -> None:
         sc = msgs.parse_surface_create(body)

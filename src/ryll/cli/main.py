@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             value = getattr(args, name)
             if value is not None and value <= 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive")
+        # display INIT carries the window in pixels as an i32 (SpiceMsgcDisplayInit).
+        if args.glz_window_mib is not None and args.glz_window_mib > 4096:
+            raise UsageError("--glz-window-mib is at most 4096")
         target = resolve_target(args)
         pedantic_dir = args.pedantic_dir or (DEFAULT_DIR if args.pedantic else None)
         opts = HeadlessOptions(
@@ -104,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         end = asyncio.run(run_headless(target, opts))
         if end.error is not None:
             raise end.error
+        return 0
     except RyllError as exc:
         if verbose:
             logging.getLogger("ryll").exception("fatal")

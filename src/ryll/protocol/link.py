@@ -76,7 +76,9 @@ def build_link_message(
     common = caps_to_words(common_caps)
     chan = caps_to_words(channel_caps)
     caps = struct.pack(f"<{len(common) + len(chan)}I", *common, *chan)
-    mess = _MESS.pack(connection_id, channel_type, channel_id, len(common), len(chan), LINK_MESS_SIZE)
+    mess = _MESS.pack(
+        connection_id, channel_type, channel_id, len(common), len(chan), LINK_MESS_SIZE
+    )
     body = mess + caps
     return _HEADER.pack(LINK_MAGIC, VERSION_MAJOR, VERSION_MINOR, len(body)) + body
 
@@ -194,7 +196,9 @@ def encrypt_ticket(pub_key_der: bytes, password: str) -> bytes:
         raise ProtocolError("server ticket key is not an RSA key")
     return key.encrypt(
         secret + b"\0",
-        padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None),
+        padding.OAEP(
+            mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None
+        ),
     )
 
 

@@ -8,6 +8,7 @@ them in this one place, the way spice-common's generated demarshallers check ``m
 
 from __future__ import annotations
 
+import builtins
 import struct
 
 from ryll.errors import ProtocolError
@@ -76,11 +77,11 @@ class Reader:
     def i64(self) -> int:
         return _I64.unpack_from(self._data, self._take(8, "i64"))[0]  # type: ignore[no-any-return]
 
-    def bytes(self, n: int, field: str = "bytes") -> bytes:
+    def bytes(self, n: int, field: str = "bytes") -> builtins.bytes:
         pos = self._take(n, field)
         return bytes(self._data[pos : pos + n])
 
-    def rest(self) -> bytes:
+    def rest(self) -> builtins.bytes:
         """``uint8 data[]`` without a size: everything to the end of the message."""
         return self.bytes(self.remaining, "trailing data")
 

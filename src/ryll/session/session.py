@@ -14,8 +14,9 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from ryll.channels.base import Channel
 from ryll.channels.context import ChannelContext
@@ -160,8 +161,8 @@ class Session:
             linked.writer.write(out)
         self._spawn(self._channel_loop(channel, linked.reader, linked.writer))
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
