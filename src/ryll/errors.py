@@ -61,6 +61,12 @@ class ServerClosedError(RyllError):
 
 
 class DecodeError(RyllError):
-    """An image or video payload could not be decoded. Never fatal to a session."""
+    """An image or video payload could not be decoded. Never fatal to a session: the display
+    channel turns it into the gap ``display:decode_failure:<codec>:<reason>``, so ``reason`` is
+    a short stable word (``truncated``, ``missing_ref``, ``corrupt``...)."""
 
     exit_code = 8
+
+    def __init__(self, message: str, reason: str = "corrupt") -> None:
+        super().__init__(message)
+        self.reason = reason

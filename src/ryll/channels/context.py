@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ryll.gaps import GapRegistry
+from ryll.render.images import DisplayShared
 
 
 @dataclass
@@ -77,4 +78,5 @@ class ChannelContext:
     tap: Tap | None = None
     state: SessionState = field(default_factory=SessionState)
     display: DisplayOptions = field(default_factory=DisplayOptions)
+    display_shared: DisplayShared = field(default_factory=DisplayShared)
     clock: Callable[[], float] = time.monotonic

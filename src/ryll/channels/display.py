@@ -1,54 +1,40 @@
-"""The display channel: surfaces, monitors, marks; everything else read and named.
+"""The display channel: surfaces and their pixels, draws, caches, monitors, marks.
 
-This module owns the display channel's protocol state. Surfaces here are records (id, size,
-format); their pixels belong to the render layer, which arrives with the display issue. Until
-then every draw, stream and cache message is parsed far enough to be named and registered as
-``display:unimpl:<message>`` (one gap key per message kind), never left unread.
+This module owns the display channel's protocol state and drives the render layer. A draw
+whose sub-feature is not rendered yet (a ROP other than PUT, a mask, scaling, an image codec
+without a decoder) registers ``display:unimpl:<detail>``; a payload that fails to decode
+registers ``display:decode_failure:<codec>:<reason>``; messages with no renderer at all
+register ``display:unimpl:<message>``. None of them stops the channel.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+
+import numpy as np
 
 from ryll.channels.base import Channel, Handler
 from ryll.channels.context import ChannelContext
 from ryll.channels.events import DisplayMarked, SurfaceCreated, SurfaceDestroyed
-from ryll.errors import ProtocolError
+from ryll.errors import DecodeError, ProtocolError
 from ryll.protocol.constants import (
+    BrushType,
     ChannelType,
     DisplayCap,
     DisplayClient,
     DisplayServer,
-    SurfaceFlags,
-    SurfaceFmt,
+    ImageScaleMode,
+    Ropd,
 )
 from ryll.protocol.messages import display as msgs
+from ryll.protocol.messages import draw
+from ryll.render import raster
+from ryll.render.images import ImageUnsupported, codec_name, decode_image
+from ryll.render.surface import Surface
 
 # Surfaces a server may keep alive at once. spice-server's QXL device allows 1024 (qxl
 # n_surfaces default); beyond that we refuse, so a hostile stream of creates stays bounded.
 MAX_SURFACES = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Surface:
-    surface_id: int
-    width: int
-    height: int
-    format: int
-    flags: int
-
-    @property
-    def primary(self) -> bool:
-        return bool(self.flags & SurfaceFlags.PRIMARY)
-
-    def as_dict(self) -> dict[str, object]:
-        data: dict[str, object] = asdict(self)
-        try:
-            data["format_name"] = SurfaceFmt(self.format).name
-        except ValueError:
-            data["format_name"] = f"unknown_{self.format}"
-        data["primary"] = self.primary
-        return data
 
 
 class DisplayChannel(Channel):
@@ -61,6 +47,7 @@ class DisplayChannel(Channel):
         self.monitors: msgs.MonitorsConfig | None = None
         self.marks = 0
         self.resets = 0
+        self.drawn = False  # any pixel changed since the front end last looked
 
     def start(self) -> None:
         """Display INIT: the server sends nothing after SET_ACK until it has it. Cache id 1 and
@@ -76,6 +63,7 @@ class DisplayChannel(Channel):
             raise ProtocolError(f"more than {MAX_SURFACES} live surfaces")
         surface = Surface(sc.surface_id, sc.width, sc.height, sc.format, sc.flags)
         self.surfaces[sc.surface_id] = surface
+        self.drawn = True
         self.log.info(
             "display: surface_create id=%d %dx%d format=%s%s",
             sc.surface_id,
@@ -120,12 +108,95 @@ class DisplayChannel(Channel):
         self.log.info("display: mode %dx%d@%d (legacy)", mode.x_res, mode.y_res, mode.bits)
 
     def _on_inval_all_palettes(self, body: bytes) -> None:
-        # No palette cache exists before the render layer; nothing to invalidate.
-        return
+        self.ctx.display_shared.palettes.clear()
+
+    # --- drawing ----------------------------------------------------------------------------
+
+    def _target(self, base: draw.DisplayBase) -> Surface | None:
+        surface = self.surfaces.get(base.surface_id)
+        if surface is None:
+            self.ctx.gaps.register("display:orphan:draw", "draw on a surface never created")
+        return surface
+
+    def _image(self, image: draw.Image | None) -> np.ndarray | None:
+        """Decode (and cache) an image; on failure register the gap and return None."""
+        if image is None:
+            self.ctx.gaps.register("display:malformed:null_image", "draw without an image")
+            return None
+        try:
+            return decode_image(image, self.ctx.display_shared, self.surfaces)
+        except ImageUnsupported as exc:
+            self.ctx.gaps.register(f"display:unimpl:{exc.detail}", "no decoder for this image")
+        except DecodeError as exc:
+            self.ctx.gaps.register(
+                f"display:decode_failure:{codec_name(image.type)}:{exc.reason}", str(exc)
+            )
+        return None
+
+    def _unsupported(self, detail: str, what: str) -> None:
+        self.ctx.gaps.register(f"display:unimpl:{detail}", what)
+
+    def _on_draw_copy(self, body: bytes) -> None:
+        d = draw.parse_draw_copy(body)
+        # Decode first: CACHE_ME images must be cached even if nothing is drawn.
+        pixels = self._image(d.image)
+        surface = self._target(d.base)
+        if pixels is None or surface is None:
+            return
+        if d.mask.bitmap is not None:
+            return self._unsupported("qmask", "draw with a mask")
+        if d.rop != Ropd.OP_PUT:
+            return self._unsupported("copy_rop", "draw_copy with a ROP other than PUT")
+        src, box = d.src_area, d.base.box
+        if (src.width, src.height) != (box.width, box.height):
+            return self._unsupported(
+                "scale_" + ImageScaleMode(d.scale_mode).name.lower()
+                if d.scale_mode in ImageScaleMode._value2member_map_ else "scale",
+                "draw_copy with scaling",
+            )
+        raster.blit(surface.pixels, pixels, box, (src.left, src.top), d.base.clip_rects)
+        self.drawn = True
+
+    def _on_draw_fill(self, body: bytes) -> None:
+        d = draw.parse_draw_fill(body)
+        surface = self._target(d.base)
+        if surface is None:
+            return
+        if d.mask.bitmap is not None:
+            return self._unsupported("qmask", "draw with a mask")
+        if d.brush.type != BrushType.SOLID:
+            return self._unsupported("fill_pattern", "draw_fill with a pattern brush")
+        if d.rop != Ropd.OP_PUT:
+            return self._unsupported("fill_rop", "draw_fill with a ROP other than PUT")
+        color = raster.color_to_bgra(d.brush.color, opaque=not surface.has_alpha)
+        raster.fill(surface.pixels, d.base.box, d.base.clip_rects, color)
+        self.drawn = True
+
+    def _on_copy_bits(self, body: bytes) -> None:
+        d = draw.parse_copy_bits(body)
+        surface = self._target(d.base)
+        if surface is None:
+            return
+        # Overlapping moves: copy the source area out first (spice-common canvas_copy_bits
+        # uses a temporary the same way).
+        sx, sy = d.src_pos
+        box = d.base.box
+        y0, x0 = max(sy, 0), max(sx, 0)
+        y1 = min(sy + box.height, surface.height)
+        x1 = min(sx + box.width, surface.width)
+        if y0 >= y1 or x0 >= x1:
+            return
+        src = surface.pixels[y0:y1, x0:x1].copy()
+        raster.blit(surface.pixels, src, box, (sx - x0, sy - y0), d.base.clip_rects)
+        self.drawn = True
 
     def state(self) -> dict[str, object]:
         data = super().state()
         data["surfaces"] = [s.as_dict() for s in self.surfaces.values()]
+        data["image_cache"] = {
+            "entries": len(self.ctx.display_shared.images),
+            "bytes": self.ctx.display_shared.images.bytes,
+        }
         data["marks"] = self.marks
         data["monitors"] = (
             [asdict(h) for h in self.monitors.heads] if self.monitors is not None else None
@@ -138,6 +209,9 @@ def _unimpl(opcode: DisplayServer) -> Handler:
 
 
 _HANDLED: dict[int, Handler] = {
+    DisplayServer.DRAW_COPY: DisplayChannel._on_draw_copy,
+    DisplayServer.DRAW_FILL: DisplayChannel._on_draw_fill,
+    DisplayServer.COPY_BITS: DisplayChannel._on_copy_bits,
     DisplayServer.SURFACE_CREATE: DisplayChannel._on_surface_create,
     DisplayServer.SURFACE_DESTROY: DisplayChannel._on_surface_destroy,
     DisplayServer.MONITORS_CONFIG: DisplayChannel._on_monitors_config,

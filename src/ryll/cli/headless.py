@@ -13,6 +13,7 @@ from typing import TextIO
 
 from ryll.channels.context import ChannelContext, DisplayOptions
 from ryll.cli.pedantic import PedanticReporter
+from ryll.cli.screenshot import write_screenshots
 from ryll.cli.summary import build_summary, write_summary
 from ryll.session.session import Session, SessionEnd
 from ryll.session.target import Target
@@ -27,6 +28,8 @@ class HeadlessOptions:
     pedantic_dir: Path | None = None
     stats_interval: float = STATS_INTERVAL_S
     display: DisplayOptions | None = None
+    screenshot: Path | None = None
+    image_cache_bytes: int | None = None
 
 
 def stats_line(session: Session) -> str:
@@ -43,6 +46,8 @@ async def run_headless(
     target: Target, opts: HeadlessOptions, out: TextIO = sys.stdout
 ) -> SessionEnd:
     ctx = ChannelContext(display=opts.display or DisplayOptions())
+    if opts.image_cache_bytes is not None:
+        ctx.display_shared.images.max_bytes = opts.image_cache_bytes
     session = Session(target, ctx)
     if opts.pedantic_dir is not None:
         ctx.gaps.add_observer(PedanticReporter(opts.pedantic_dir, target.describe(),
@@ -86,5 +91,8 @@ def report_end(session: Session, end: SessionEnd, opts: HeadlessOptions, out: Te
     for key, count in gaps.items():
         print(f"  {key} x{count}", file=out)
     out.flush()
+    if opts.screenshot is not None:
+        for path in write_screenshots(session, opts.screenshot):
+            print(f"ryll: screenshot {path}", file=out)
     if opts.summary_json is not None:
         write_summary(opts.summary_json, build_summary(session, end))

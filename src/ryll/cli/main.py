@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, metavar="SECONDS", help="end after SECONDS")
     p.add_argument("--summary-json", type=Path, metavar="PATH",
                    help="write a JSON summary of the session at exit")
+    p.add_argument("--screenshot", type=Path, metavar="PATH",
+                   help="at the end, write each monitor's primary surface as PNG (PATH, or "
+                        "PATH-1, PATH-2... for several)")
+    p.add_argument("--image-cache-cap-mib", type=int, default=256, metavar="MIB",
+                   help="bound on the decoded image cache (default 256)")
     p.add_argument("--pedantic", action="store_true",
                    help="write a bug-report zip the first time each gap is seen")
     p.add_argument("--pedantic-dir", type=Path, metavar="DIR",
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(args.verbose, args.quiet)
         if not args.headless:
             raise UsageError("ryll has no viewer window yet: run it with --headless")
-        for name in ("duration", "cache_size_mib", "glz_window_mib"):
+        for name in ("duration", "cache_size_mib", "glz_window_mib", "image_cache_cap_mib"):
             value = getattr(args, name)
             if value is not None and value <= 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive")
@@ -99,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             duration=args.duration,
             summary_json=args.summary_json,
             pedantic_dir=pedantic_dir,
+            screenshot=args.screenshot,
+            image_cache_bytes=args.image_cache_cap_mib << 20,
             display=DisplayOptions(
                 cache_bytes=args.cache_size_mib << 20,
                 glz_window_bytes=args.glz_window_mib << 20 if args.glz_window_mib else None,

@@ -1,0 +1,283 @@
+"""Display draw messages and the shapes they carry (spice.proto: Rect, Clip, DisplayBase,
+Image, Brush, QMask, and the draw_* messages).
+
+Pointer fields are u32 offsets from the start of the message body, resolved through
+``Reader.at`` so every one is bounds-checked. Image payloads are returned as byte slices; the
+codecs decode them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ryll.errors import ProtocolError
+from ryll.protocol.constants import BitmapFlags, BrushType, ClipType, ImageType
+from ryll.protocol.reader import Reader
+
+# Clip rectangles in one message. spice-server sends at most a few hundred (its region code
+# merges beyond that); 65536 rects is 1 MiB of wire data and keeps loops bounded.
+MAX_CLIP_RECTS = 65536
+# Palette entries: a palette serves at most 8-bit indices.
+MAX_PALETTE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Rect:
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+
+@dataclass(frozen=True, slots=True)
+class DisplayBase:
+    surface_id: int
+    box: Rect
+    clip_rects: tuple[Rect, ...] | None  # None: no clip (CLIP_TYPE_NONE)
+
+
+@dataclass(frozen=True, slots=True)
+class Palette:
+    unique: int
+    entries: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BitmapData:
+    format: int
+    flags: int
+    width: int
+    height: int
+    stride: int
+    palette: Palette | None
+    palette_id: int | None  # set when PAL_FROM_CACHE
+    data: bytes
+
+    @property
+    def top_down(self) -> bool:
+        return bool(self.flags & BitmapFlags.TOP_DOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """A SpiceImage: its descriptor and the type-specific payload."""
+
+    id: int
+    type: int
+    flags: int
+    width: int
+    height: int
+    bitmap: BitmapData | None = None
+    data: bytes = b""  # QUIC, LZ_RGB, GLZ_RGB, JPEG, LZ4, LZ_PLT, ZLIB_GLZ, JPEG_ALPHA payload
+    lz_plt_flags: int = 0
+    palette: Palette | None = None  # LZ_PLT
+    palette_id: int | None = None  # LZ_PLT with PAL_FROM_CACHE
+    glz_data_size: int = 0  # ZLIB_GLZ_RGB: size of the GLZ data after inflating
+    jpeg_alpha_flags: int = 0
+    jpeg_size: int = 0  # JPEG_ALPHA: JPEG part of ``data``, then LZ alpha
+    surface_id: int | None = None  # SURFACE
+
+
+@dataclass(frozen=True, slots=True)
+class QMask:
+    flags: int
+    pos: tuple[int, int]
+    bitmap: Image | None
+
+
+@dataclass(frozen=True, slots=True)
+class Brush:
+    type: int
+    color: int = 0
+    pattern: Image | None = None
+    pattern_pos: tuple[int, int] = (0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class DrawCopy:
+    """DRAW_COPY and DRAW_BLEND share this layout."""
+
+    base: DisplayBase
+    image: Image | None
+    src_area: Rect
+    rop: int
+    scale_mode: int
+    mask: QMask
+
+
+@dataclass(frozen=True, slots=True)
+class DrawFill:
+    base: DisplayBase
+    brush: Brush
+    rop: int
+    mask: QMask
+
+
+@dataclass(frozen=True, slots=True)
+class DrawOpaque:
+    base: DisplayBase
+    image: Image | None
+    src_area: Rect
+    brush: Brush
+    rop: int
+    scale_mode: int
+    mask: QMask
+
+
+@dataclass(frozen=True, slots=True)
+class CopyBits:
+    base: DisplayBase
+    src_pos: tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class DrawMaskOnly:
+    """DRAW_BLACKNESS, DRAW_WHITENESS, DRAW_INVERS: a QMask only."""
+
+    base: DisplayBase
+    mask: QMask
+
+
+def read_rect(r: Reader) -> Rect:
+    return Rect(r.i32(), r.i32(), r.i32(), r.i32())
+
+
+def read_point(r: Reader) -> tuple[int, int]:
+    return r.i32(), r.i32()
+
+
+def read_clip(r: Reader) -> tuple[Rect, ...] | None:
+    ctype = r.u8()
+    if ctype == ClipType.NONE:
+        return None
+    if ctype != ClipType.RECTS:
+        raise ProtocolError(f"{r.what}: unknown clip type {ctype}")
+    n = r.u32()
+    if n > MAX_CLIP_RECTS:
+        raise ProtocolError(f"{r.what}: {n} clip rects is over the limit of {MAX_CLIP_RECTS}")
+    r.count(n, 16, "clip rects")
+    return tuple(read_rect(r) for _ in range(n))
+
+
+def read_base(r: Reader) -> DisplayBase:
+    return DisplayBase(r.u32(), read_rect(r), read_clip(r))
+
+
+def _palette(r: Reader) -> Palette:
+    unique = r.u64()
+    n = r.u16()
+    if n > MAX_PALETTE:
+        raise ProtocolError(f"{r.what}: palette of {n} entries (at most {MAX_PALETTE})")
+    r.count(n, 4, "palette")
+    return Palette(unique, tuple(r.u32() for _ in range(n)))
+
+
+def _palette_field(r: Reader, body: Reader, flags: int) -> tuple[Palette | None, int | None]:
+    if flags & BitmapFlags.PAL_FROM_CACHE:
+        return None, r.u64()
+    off = r.u32()
+    return (_palette(body.at(off, "palette")) if off else None), None
+
+
+def read_image(body: Reader, offset: int) -> Image | None:
+    """The SpiceImage at ``offset`` in the body (None for a NULL pointer)."""
+    if offset == 0:
+        return None
+    r = body.at(offset, "image")
+    iid, itype, flags, width, height = r.u64(), r.u8(), r.u8(), r.u32(), r.u32()
+    head = (iid, itype, flags, width, height)
+    if itype == ImageType.BITMAP:
+        fmt, bflags, x, y, stride = r.u8(), r.u8(), r.u32(), r.u32(), r.u32()
+        palette, palette_id = _palette_field(r, body, bflags)
+        if stride and y > r.remaining // stride:
+            raise ProtocolError(f"bitmap {x}x{y} stride {stride} overruns the message")
+        data = r.bytes(stride * y, "bitmap data")
+        return Image(*head, bitmap=BitmapData(fmt, bflags, x, y, stride, palette, palette_id,
+                                               data))
+    if itype in (ImageType.QUIC, ImageType.LZ_RGB, ImageType.GLZ_RGB, ImageType.JPEG,
+                 ImageType.LZ4):
+        return Image(*head, data=r.bytes(r.u32(), "image data"))
+    if itype == ImageType.LZ_PLT:
+        pflags = r.u8()
+        size = r.u32()
+        palette, palette_id = _palette_field(r, body, pflags)
+        return Image(*head, data=r.bytes(size, "lz_plt data"), lz_plt_flags=pflags,
+                     palette=palette, palette_id=palette_id)
+    if itype == ImageType.ZLIB_GLZ_RGB:
+        glz_size, size = r.u32(), r.u32()
+        return Image(*head, data=r.bytes(size, "zlib_glz data"), glz_data_size=glz_size)
+    if itype == ImageType.JPEG_ALPHA:
+        jflags, jpeg_size, size = r.u8(), r.u32(), r.u32()
+        if jpeg_size > size:
+            raise ProtocolError(f"jpeg_alpha: jpeg_size {jpeg_size} > data_size {size}")
+        return Image(*head, data=r.bytes(size, "jpeg_alpha data"), jpeg_alpha_flags=jflags,
+                     jpeg_size=jpeg_size)
+    if itype == ImageType.SURFACE:
+        return Image(*head, surface_id=r.u32())
+    if itype in (ImageType.FROM_CACHE, ImageType.FROM_CACHE_LOSSLESS):
+        return Image(*head)
+    raise ProtocolError(f"unknown image type {itype}")
+
+
+def read_qmask(r: Reader, body: Reader) -> QMask:
+    flags = r.u8()
+    pos = read_point(r)
+    return QMask(flags, pos, read_image(body, r.u32()))
+
+
+def read_brush(r: Reader, body: Reader) -> Brush:
+    btype = r.u8()
+    if btype == BrushType.NONE:
+        return Brush(btype)
+    if btype == BrushType.SOLID:
+        return Brush(btype, color=r.u32())
+    if btype == BrushType.PATTERN:
+        image = read_image(body, r.u32())
+        return Brush(btype, pattern=image, pattern_pos=read_point(r))
+    raise ProtocolError(f"{r.what}: unknown brush type {btype}")
+
+
+def parse_draw_copy(data: bytes) -> DrawCopy:
+    r = Reader(data, what="draw_copy")
+    base = read_base(r)
+    image = read_image(r, r.u32())
+    src = read_rect(r)
+    rop, scale = r.u16(), r.u8()
+    return DrawCopy(base, image, src, rop, scale, read_qmask(r, r))
+
+
+def parse_draw_fill(data: bytes) -> DrawFill:
+    r = Reader(data, what="draw_fill")
+    base = read_base(r)
+    brush = read_brush(r, r)
+    rop = r.u16()
+    return DrawFill(base, brush, rop, read_qmask(r, r))
+
+
+def parse_draw_opaque(data: bytes) -> DrawOpaque:
+    r = Reader(data, what="draw_opaque")
+    base = read_base(r)
+    image = read_image(r, r.u32())
+    src = read_rect(r)
+    brush = read_brush(r, r)
+    rop, scale = r.u16(), r.u8()
+    return DrawOpaque(base, image, src, brush, rop, scale, read_qmask(r, r))
+
+
+def parse_copy_bits(data: bytes) -> CopyBits:
+    r = Reader(data, what="copy_bits")
+    return CopyBits(read_base(r), read_point(r))
+
+
+def parse_mask_only(data: bytes, what: str) -> DrawMaskOnly:
+    r = Reader(data, what=what)
+    base = read_base(r)
+    return DrawMaskOnly(base, read_qmask(r, r))

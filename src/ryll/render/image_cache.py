@@ -1,0 +1,84 @@
+"""The image cache and palette cache a session's display channels share (spice-gtk keeps one
+per session: ``SpiceSession.images``/``palettes``).
+
+Both are bounded: the image cache by bytes (``--image-cache-cap-mib``; the Rust ryll's
+default of 256 MiB, which held every workload it measured), the palette cache by count. When
+full, the least recently used entry goes; a later FROM_CACHE for it becomes a named gap
+rather than unbounded memory.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_IMAGE_CACHE_BYTES = 256 * 1024 * 1024
+# Palettes are at most 1 KiB each; spice-server's palette cache holds a few hundred.
+MAX_PALETTES = 4096
+
+
+@dataclass
+class CachedImage:
+    pixels: np.ndarray
+    lossy: bool
+
+
+class ImageCache:
+    def __init__(self, max_bytes: int = DEFAULT_IMAGE_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.evictions = 0
+        self._items: OrderedDict[int, CachedImage] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, image_id: int) -> CachedImage | None:
+        item = self._items.get(image_id)
+        if item is not None:
+            self._items.move_to_end(image_id)
+        return item
+
+    def put(self, image_id: int, pixels: np.ndarray, lossy: bool = False) -> None:
+        self.remove(image_id)
+        size = pixels.nbytes
+        if size > self.max_bytes:
+            return
+        while self.bytes + size > self.max_bytes and self._items:
+            _, old = self._items.popitem(last=False)
+            self.bytes -= old.pixels.nbytes
+            self.evictions += 1
+        self._items[image_id] = CachedImage(pixels, lossy)
+        self.bytes += size
+
+    def remove(self, image_id: int) -> None:
+        old = self._items.pop(image_id, None)
+        if old is not None:
+            self.bytes -= old.pixels.nbytes
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.bytes = 0
+
+
+class PaletteCache:
+    def __init__(self, max_items: int = MAX_PALETTES) -> None:
+        self.max_items = max_items
+        self._items: OrderedDict[int, tuple[int, ...]] = OrderedDict()
+
+    def get(self, palette_id: int) -> tuple[int, ...] | None:
+        return self._items.get(palette_id)
+
+    def put(self, palette_id: int, entries: tuple[int, ...]) -> None:
+        self._items[palette_id] = entries
+        self._items.move_to_end(palette_id)
+        while len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+
+    def remove(self, palette_id: int) -> None:
+        self._items.pop(palette_id, None)
+
+    def clear(self) -> None:
+        self._items.clear()
