@@ -9,7 +9,10 @@ register ``display:unimpl:<message>``. None of them stops the channel.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import asdict
+from typing import ClassVar
 
 import numpy as np
 
@@ -25,12 +28,17 @@ from ryll.protocol.constants import (
     DisplayServer,
     ImageScaleMode,
     Ropd,
+    VideoCodecType,
 )
 from ryll.protocol.messages import display as msgs
 from ryll.protocol.messages import draw
+from ryll.protocol.messages import stream as smsg
 from ryll.render import raster
 from ryll.render.images import ImageUnsupported, codec_name, decode_image
+from ryll.render.streams import MAX_STREAM_ID, MAX_STREAMS, Stream, StreamTable
+from ryll.render.streams import codec_name as video_codec_name
 from ryll.render.surface import Surface
+from ryll.video.mjpeg import decode_mjpeg_frame
 
 # Surfaces a server may keep alive at once. spice-server's QXL device allows 1024 (qxl
 # n_surfaces default); beyond that we refuse, so a hostile stream of creates stays bounded.
@@ -39,7 +47,17 @@ MAX_SURFACES = 1024
 
 class DisplayChannel(Channel):
     channel_type = ChannelType.DISPLAY
-    channel_caps = (DisplayCap.MONITORS_CONFIG,)
+    channel_caps = (
+        DisplayCap.MONITORS_CONFIG,
+        DisplayCap.SIZED_STREAM,
+        DisplayCap.STREAM_REPORT,
+        DisplayCap.MULTI_CODEC,
+        DisplayCap.CODEC_MJPEG,
+    )
+    # Video decoders by codec; a stream of any other codec is reported unsupported.
+    video_decoders: ClassVar[dict[int, Callable[[bytes], np.ndarray]]] = {
+        VideoCodecType.MJPEG: decode_mjpeg_frame,
+    }
 
     def __init__(self, channel_id: int, ctx: ChannelContext, mini_header: bool = True) -> None:
         super().__init__(channel_id, ctx, mini_header)
@@ -48,6 +66,7 @@ class DisplayChannel(Channel):
         self.marks = 0
         self.resets = 0
         self.drawn = False  # any pixel changed since the front end last looked
+        self.streams = StreamTable()
 
     def start(self) -> None:
         """Display INIT: the server sends nothing after SET_ACK until it has it. Cache id 1 and
@@ -190,8 +209,119 @@ class DisplayChannel(Channel):
         raster.blit(surface.pixels, src, box, (sx - x0, sy - y0), d.base.clip_rects)
         self.drawn = True
 
+    # --- video streams ----------------------------------------------------------------------
+
+    def _on_stream_create(self, body: bytes) -> None:
+        msg = smsg.parse_stream_create(body)
+        if msg.id >= MAX_STREAM_ID:
+            raise ProtocolError(f"stream id {msg.id} is over the limit of {MAX_STREAM_ID}")
+        if msg.id not in self.streams.streams and len(self.streams.streams) >= MAX_STREAMS:
+            raise ProtocolError(f"more than {MAX_STREAMS} live streams")
+        supported = msg.codec in self.video_decoders
+        self.streams.add(Stream.from_create(msg, supported))
+        name = video_codec_name(msg.codec)
+        self.log.info(
+            "display: stream_create id=%d %s %dx%d -> %dx%d+%d+%d%s", msg.id, name,
+            msg.stream_width, msg.stream_height, msg.dest.width, msg.dest.height,
+            msg.dest.left, msg.dest.top, "" if msg.flags & 1 else " bottom-up",
+        )
+        if not supported:
+            self._unsupported(f"stream_codec_{name}", "no decoder for this video codec")
+
+    def _stream(self, stream_id: int) -> Stream | None:
+        stream = self.streams.streams.get(stream_id)
+        if stream is None:
+            # spice-server sends CLIP/DESTROY/DATA for streams it never created for us
+            # (no encoder for the client): counted, never an error.
+            self.streams.orphans += 1
+        return stream
+
+    def _on_stream_data(self, body: bytes) -> None:
+        self._stream_frame(smsg.parse_stream_data(body))
+
+    def _on_stream_data_sized(self, body: bytes) -> None:
+        self._stream_frame(smsg.parse_stream_data_sized(body))
+
+    def _stream_frame(self, msg: smsg.StreamData) -> None:
+        stream = self._stream(msg.id)
+        if stream is None:
+            return
+        now = self.ctx.clock()
+        stream.frames_received += 1
+        stream.last_frame_at = now
+        margin = (msg.mm_time - self.ctx.state.current_mm_time(now) + 2**31) % 2**32 - 2**31
+        if margin < 0:
+            stream.frames_late += 1
+        if stream.report is not None and stream.supported:
+            report = stream.report.add(stream.id, msg.mm_time, margin, now)
+            if report is not None:
+                self.send(DisplayClient.STREAM_REPORT, smsg.build_stream_report(report))
+        if not stream.supported:
+            return
+        name = video_codec_name(stream.codec)
+        started = time.perf_counter()
+        try:
+            frame = self.video_decoders[stream.codec](msg.data)
+        except DecodeError as exc:
+            stream.frames_failed += 1
+            self.streams.failed[name] += 1
+            self.ctx.gaps.register(f"display:decode_failure:{name}:{exc.reason}", str(exc))
+            return
+        stream.last_decode_seconds = time.perf_counter() - started
+        stream.frames_decoded += 1
+        stream.last_good_decode_at = now
+        self.streams.decoded[name] += 1
+        if msg.dest is not None:
+            stream.dest = msg.dest
+        surface = self.surfaces.get(stream.surface_id)
+        if surface is None:
+            self.ctx.gaps.register("display:orphan:stream_surface", "stream on a missing surface")
+            return
+        if not stream.top_down:
+            frame = frame[::-1]
+        dest = stream.dest
+        if dest.width <= 0 or dest.height <= 0:
+            return
+        if frame.shape[0] != dest.height or frame.shape[1] != dest.width:
+            frame = raster.scale_nearest(frame, dest.width, dest.height)
+        raster.blit(surface.pixels, frame, dest, (0, 0), stream.clip)
+        self.drawn = True
+
+    def _on_stream_clip(self, body: bytes) -> None:
+        msg = smsg.parse_stream_clip(body)
+        stream = self._stream(msg.id)
+        if stream is not None:
+            stream.clip = msg.clip
+
+    def _on_stream_destroy(self, body: bytes) -> None:
+        sid = smsg.parse_stream_destroy(body)
+        if self.streams.remove(sid) is None:
+            self.streams.orphans += 1
+
+    def _on_stream_destroy_all(self, body: bytes) -> None:
+        # spice-server sends this when it destroys all surfaces (a QXL device reset); surfaces
+        # and caches are owned by their own messages and are left alone here.
+        n = self.streams.clear()
+        self.log.info("display: stream_destroy_all (clearing %d streams)", n)
+
+    def _on_stream_activate_report(self, body: bytes) -> None:
+        msg = smsg.parse_stream_activate_report(body)
+        stream = self._stream(msg.stream_id)
+        if stream is None:
+            return
+        stream.activate_report(msg)
+        if not stream.supported:
+            # spice.proto: num_frames 0 with num_drops 0xffffffff says "cannot decode this".
+            self.send(DisplayClient.STREAM_REPORT, smsg.build_stream_report(smsg.StreamReport(
+                stream.id, msg.unique_id, 0, 0, 0, 0xFFFFFFFF, 0, 0xFFFFFFFF)))
+
     def state(self) -> dict[str, object]:
         data = super().state()
+        data["streams"] = {
+            **self.streams.summary(),
+            "table": [s.as_dict() for s in self.streams.streams.values()],
+            "recently_destroyed": list(self.streams.recently_destroyed),
+        }
         data["surfaces"] = [s.as_dict() for s in self.surfaces.values()]
         data["image_cache"] = {
             "entries": len(self.ctx.display_shared.images),
@@ -212,6 +342,13 @@ _HANDLED: dict[int, Handler] = {
     DisplayServer.DRAW_COPY: DisplayChannel._on_draw_copy,
     DisplayServer.DRAW_FILL: DisplayChannel._on_draw_fill,
     DisplayServer.COPY_BITS: DisplayChannel._on_copy_bits,
+    DisplayServer.STREAM_CREATE: DisplayChannel._on_stream_create,
+    DisplayServer.STREAM_DATA: DisplayChannel._on_stream_data,
+    DisplayServer.STREAM_DATA_SIZED: DisplayChannel._on_stream_data_sized,
+    DisplayServer.STREAM_CLIP: DisplayChannel._on_stream_clip,
+    DisplayServer.STREAM_DESTROY: DisplayChannel._on_stream_destroy,
+    DisplayServer.STREAM_DESTROY_ALL: DisplayChannel._on_stream_destroy_all,
+    DisplayServer.STREAM_ACTIVATE_REPORT: DisplayChannel._on_stream_activate_report,
     DisplayServer.SURFACE_CREATE: DisplayChannel._on_surface_create,
     DisplayServer.SURFACE_DESTROY: DisplayChannel._on_surface_destroy,
     DisplayServer.MONITORS_CONFIG: DisplayChannel._on_monitors_config,

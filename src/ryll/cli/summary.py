@@ -43,9 +43,29 @@ def build_summary(session: Session, end: SessionEnd) -> dict[str, object]:
         "bytes_out": bytes_out,
         "display_marks": sum(d.marks for d in session.display_channels()),
         "surfaces": surfaces,
+        "streams": _streams(session),
         "gaps": session.ctx.gaps.counts(),
         "end": {"reason": end.reason, "message": end.message, "exit_code": end.exit_code},
     }
+
+
+def _streams(session: Session) -> dict[str, object]:
+    total: dict[str, object] = {
+        "created": 0, "destroyed": 0, "destroy_all": 0, "orphans": 0, "live": 0,
+        "frames_decoded": {}, "frames_failed": {},
+    }
+    for display in session.display_channels():
+        for key, value in display.streams.summary().items():
+            if isinstance(value, dict):
+                bucket = total[key]
+                assert isinstance(bucket, dict)
+                for codec, n in value.items():
+                    bucket[codec] = bucket.get(codec, 0) + n
+            else:
+                current = total[key]
+                assert isinstance(current, int) and isinstance(value, int)
+                total[key] = current + value
+    return total
 
 
 def write_summary(path: Path, summary: dict[str, object]) -> None:

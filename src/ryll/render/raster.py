@@ -65,3 +65,11 @@ def color_to_bgra(color: int, opaque: bool = True) -> np.ndarray:
     if opaque:
         px[3] = 255
     return px
+
+
+def scale_nearest(src: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Nearest-neighbour resize to (height, width), sampling pixel centres."""
+    sh, sw = src.shape[:2]
+    ys = ((np.arange(height) * 2 + 1) * sh // (2 * height)).clip(0, sh - 1)
+    xs = ((np.arange(width) * 2 + 1) * sw // (2 * width)).clip(0, sw - 1)
+    return src[ys[:, None], xs[None, :]]

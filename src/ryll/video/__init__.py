@@ -1,0 +1,1 @@
+"""Video stream decoders: frame bytes in, BGRA pixels out."""

@@ -1,0 +1,28 @@
+"""MJPEG stream frames through libjpeg-turbo (simplejpeg). Each SPICE MJPEG frame is a full
+JPEG with its tables (spice-server mjpeg-encoder.c), so frames decode independently."""
+
+from __future__ import annotations
+
+import numpy as np
+import simplejpeg
+
+from ryll.errors import DecodeError
+
+# Frame sides beyond this are refused before decoding (the surface limit's longer side).
+MAX_FRAME_SIDE = 16384
+
+
+def decode_mjpeg_frame(data: bytes) -> np.ndarray:
+    """(H, W, 4) BGRA, alpha 255."""
+    try:
+        width, height, _, _ = simplejpeg.decode_jpeg_header(data)
+    except ValueError as exc:
+        raise DecodeError(f"mjpeg: bad JPEG header: {exc}", "bad_header") from None
+    if not (0 < width <= MAX_FRAME_SIDE and 0 < height <= MAX_FRAME_SIDE):
+        raise DecodeError(f"mjpeg: frame {width}x{height} out of range", "size")
+    try:
+        pixels = simplejpeg.decode_jpeg(data, colorspace="BGRA", fastdct=False, fastupsample=False)
+    except ValueError as exc:
+        raise DecodeError(f"mjpeg: {exc}", "corrupt") from None
+    pixels[..., 3] = 255
+    return pixels
