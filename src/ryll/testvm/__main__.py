@@ -135,7 +135,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         cmd = [
             sys.executable, "-m", "ryll", "--direct", f"{vm.host}:{vm.port}", "--headless",
             "--duration", str(args.seconds), "--summary-json", str(args.summary_json),
-            *args.ryll_args,
+            "--screenshot", str(args.screenshot), *args.ryll_args,
         ]
         print("running:", " ".join(cmd), flush=True)
         try:
@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     _vm_options(p)
     p.add_argument("--seconds", type=float, default=20.0, help="how long ryll runs")
     p.add_argument("--summary-json", type=Path, default=Path("ryll-demo-summary.json"))
+    p.add_argument("--screenshot", type=Path, default=Path("ryll-demo.png"))
     p.add_argument("ryll_args", nargs=argparse.REMAINDER, help="more ryll options, after --")
     p.set_defaults(func=_cmd_demo, scene="animate")
 
