@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+from tests.fixtures.loader import body
 
 from ryll.errors import ProtocolError
 from ryll.protocol.constants import (
@@ -14,7 +15,6 @@ from ryll.protocol.constants import (
     MainServer,
 )
 from ryll.protocol.reader import Reader
-from tests.fixtures.loader import body
 
 # MAIN_INIT from the capture: session_id 0xe38630b0, display_channels_hint 1, mouse modes 1/1,
 # agent_connected 0, agent_tokens 10, multi_media_time 0x003c0037, ram_hint 0x02ffe000.
@@ -126,7 +126,8 @@ def test_every_accessor_refuses_to_overrun(method: str, size: int) -> None:
 def test_bytes_overrun_names_the_field() -> None:
     r = Reader(CHANNELS_LIST, what="channels_list")
     r.skip(4)
-    with pytest.raises(ProtocolError, match=r"channels_list: channels needs 7 bytes .* only 6 left"):
+    expected = r"channels_list: channels needs 7 bytes .* only 6 left"
+    with pytest.raises(ProtocolError, match=expected):
         r.bytes(7, "channels")
 
 

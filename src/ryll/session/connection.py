@@ -15,6 +15,7 @@ import ssl
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from ryll.errors import ConnectError, ProtocolError, RyllError, ServerClosedError, TLSError
 from ryll.protocol import link
@@ -41,6 +42,20 @@ class LinkedChannel:
     tls: bool
 
 
+# Subject attributes RFC 4514 has no short name for (cryptography prints their dotted OID), by
+# the names OpenSSL's X509_NAME_add_entry_by_txt takes, which spice-gtk's host-subject uses.
+_OID_NAMES = {
+    NameOID.EMAIL_ADDRESS: "EMAILADDRESS",
+    NameOID.SERIAL_NUMBER: "SERIALNUMBER",
+    NameOID.SURNAME: "SN",
+    NameOID.GIVEN_NAME: "GN",
+    NameOID.TITLE: "TITLE",
+}
+# Other spellings users write for the same attributes.
+_KEY_ALIASES = {"E": "EMAILADDRESS", "EMAIL": "EMAILADDRESS", "SURNAME": "SN",
+                "GIVENNAME": "GN"}
+
+
 def parse_subject(text: str) -> list[tuple[str, str]]:
     """virt-viewer's host-subject: ``C=IL,L=Raanana,O=Red Hat,CN=my server``; a comma inside a
     value is escaped as ``\\,`` (spice-gtk ``subject_to_x509_name``)."""
@@ -57,7 +72,8 @@ def parse_subject(text: str) -> list[tuple[str, str]]:
                 key, sep, value = item.partition("=")
                 if not sep:
                     raise TLSError(f"host-subject {text!r}: {item!r} is not KEY=VALUE")
-                pairs.append((key.strip().upper(), value.strip()))
+                name = key.strip().upper()
+                pairs.append((_KEY_ALIASES.get(name, name), value.strip()))
             item = ""
         else:
             item += ch
@@ -68,7 +84,7 @@ def _cert_subject(der: bytes) -> list[tuple[str, str]]:
     cert = x509.load_der_x509_certificate(der)
     out = []
     for attr in cert.subject:
-        name = attr.rfc4514_attribute_name.upper()
+        name = _OID_NAMES.get(attr.oid, attr.rfc4514_attribute_name.upper())
         value = attr.value if isinstance(attr.value, str) else attr.value.decode("utf-8", "replace")
         out.append((name, value))
     return out
