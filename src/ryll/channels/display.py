@@ -1,8 +1,8 @@
 """The display channel: surfaces and their pixels, draws, caches, monitors, marks.
 
 This module owns the display channel's protocol state and drives the render layer. A draw
-whose sub-feature is not rendered yet (a ROP other than PUT, a mask, scaling, an image codec
-without a decoder) registers ``display:unimpl:<detail>``; a payload that fails to decode
+whose sub-feature is not rendered yet (DRAW_STROKE, DRAW_COMPOSITE, vector glyphs, an image
+codec without a decoder) registers ``display:unimpl:<detail>``; a payload that fails to decode
 registers ``display:decode_failure:<codec>:<reason>``; messages with no renderer at all
 register ``display:unimpl:<message>``. None of them stops the channel.
 """
@@ -10,9 +10,7 @@ register ``display:unimpl:<message>``. None of them stops the channel.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict
-from typing import ClassVar
 
 import numpy as np
 
@@ -26,19 +24,31 @@ from ryll.protocol.constants import (
     DisplayCap,
     DisplayClient,
     DisplayServer,
-    ImageScaleMode,
-    Ropd,
     VideoCodecType,
 )
+from ryll.protocol.link import has_cap
 from ryll.protocol.messages import display as msgs
 from ryll.protocol.messages import draw
 from ryll.protocol.messages import stream as smsg
-from ryll.render import raster
+from ryll.render import ops, raster
+from ryll.render.canvas import Region
 from ryll.render.images import ImageUnsupported, codec_name, decode_image
+from ryll.render.mask import MaskUnsupported, decode_mask
+from ryll.render.rop import RopInput, SpiceRop, ropd_to_rop
 from ryll.render.streams import MAX_STREAM_ID, MAX_STREAMS, Stream, StreamTable
 from ryll.render.streams import codec_name as video_codec_name
 from ryll.render.surface import Surface
-from ryll.video.mjpeg import decode_mjpeg_frame
+from ryll.render.text import put_text
+from ryll.video import available_codecs, make_decoder
+
+# SpiceVideoCodecType -> the display cap that says the client decodes it.
+VIDEO_CODEC_CAPS: dict[int, DisplayCap] = {
+    VideoCodecType.MJPEG: DisplayCap.CODEC_MJPEG,
+    VideoCodecType.VP8: DisplayCap.CODEC_VP8,
+    VideoCodecType.H264: DisplayCap.CODEC_H264,
+    VideoCodecType.VP9: DisplayCap.CODEC_VP9,
+    VideoCodecType.H265: DisplayCap.CODEC_H265,
+}
 
 # Surfaces a server may keep alive at once. spice-server's QXL device allows 1024 (qxl
 # n_surfaces default); beyond that we refuse, so a hostile stream of creates stays bounded.
@@ -47,17 +57,17 @@ MAX_SURFACES = 1024
 
 class DisplayChannel(Channel):
     channel_type = ChannelType.DISPLAY
+    # CODEC_* caps only for the codecs whose decoder opens here (ryll.video.available_codecs):
+    # with MULTI_CODEC the server picks among exactly those (spice-server
+    # dcc_get_preferred_video_codec_for_client ...); any other stream is reported unsupported.
     channel_caps = (
         DisplayCap.MONITORS_CONFIG,
         DisplayCap.SIZED_STREAM,
         DisplayCap.STREAM_REPORT,
         DisplayCap.MULTI_CODEC,
-        DisplayCap.CODEC_MJPEG,
+        DisplayCap.PREF_VIDEO_CODEC_TYPE,
+        *(VIDEO_CODEC_CAPS[c] for c in available_codecs()),
     )
-    # Video decoders by codec; a stream of any other codec is reported unsupported.
-    video_decoders: ClassVar[dict[int, Callable[[bytes], np.ndarray]]] = {
-        VideoCodecType.MJPEG: decode_mjpeg_frame,
-    }
 
     def __init__(self, channel_id: int, ctx: ChannelContext, mini_header: bool = True) -> None:
         super().__init__(channel_id, ctx, mini_header)
@@ -75,6 +85,22 @@ class DisplayChannel(Channel):
         glz = self.ctx.state.glz_window_bytes(opts)
         init = msgs.build_display_init(1, opts.cache_bytes // 4, 1, glz // 4)
         self.send(DisplayClient.INIT, init)
+        self._send_video_codec_preference()
+
+    def _send_video_codec_preference(self) -> None:
+        """PREFERRED_VIDEO_CODEC_TYPE after INIT, as spice-gtk's
+        spice_display_channel_change_preferred_video_codec_types, only to a server that has
+        PREF_VIDEO_CODEC_TYPE (spice-server ignores the message otherwise)."""
+        codecs = self.ctx.display.video_codecs
+        if not codecs:
+            return
+        if not has_cap(self.server_caps, DisplayCap.PREF_VIDEO_CODEC_TYPE):
+            self.log.info("display: the server takes no video codec preference")
+            return
+        self.send(DisplayClient.PREFERRED_VIDEO_CODEC_TYPE,
+                  smsg.build_preferred_video_codecs(list(codecs)))
+        self.log.info("display: preferred video codecs %s",
+                      ",".join(video_codec_name(c) for c in codecs))
 
     def _on_surface_create(self, body: bytes) -> None:
         sc = msgs.parse_surface_create(body)
@@ -155,41 +181,185 @@ class DisplayChannel(Channel):
     def _unsupported(self, detail: str, what: str) -> None:
         self.ctx.gaps.register(f"display:unimpl:{detail}", what)
 
+    def _mask(self, qmask: draw.QMask) -> tuple[bool, np.ndarray | None]:
+        """Decode (and cache) a QMask's bits: (True, None) without a mask, (False, None) when
+        the mask cannot be read (the gap is registered; the draw is dropped)."""
+        if qmask.bitmap is None:
+            return True, None
+        try:
+            return True, decode_mask(qmask.bitmap, self.ctx.display_shared.images)
+        except MaskUnsupported as exc:
+            self._unsupported(exc.detail, "a QMask image spice-common cannot use as a mask")
+        except DecodeError as exc:
+            self.ctx.gaps.register(f"display:decode_failure:qmask:{exc.reason}", str(exc))
+        return False, None
+
+    def _pattern(self, brush: draw.Brush) -> tuple[bool, np.ndarray | None]:
+        """Decode (and cache) a pattern brush's image; (True, None) for other brushes."""
+        if brush.type != BrushType.PATTERN:
+            return True, None
+        pixels = self._image(brush.pattern)
+        return pixels is not None, pixels
+
+    def _region(self, surface: Surface, base: draw.DisplayBase, qmask: draw.QMask | None = None,
+                bits: np.ndarray | None = None) -> Region | None:
+        return ops.region_for(surface.width, surface.height, base, qmask, bits)
+
+    def _drew(self, problem: str | None, what: str) -> None:
+        """Account for an ops call: it drew, or it names why not (``unimpl:x``/``malformed:x``)."""
+        if problem is None:
+            self.drawn = True
+        else:
+            self.ctx.gaps.register(f"display:{problem}", what)
+
     def _on_draw_copy(self, body: bytes) -> None:
-        d = draw.parse_draw_copy(body)
-        # Decode first: CACHE_ME images must be cached even if nothing is drawn.
+        self._copy(draw.parse_draw_copy(body), "draw_copy")
+
+    def _on_draw_blend(self, body: bytes) -> None:
+        # canvas_base.c: ops->draw_blend = canvas_draw_copy ("copy and blend are the same").
+        self._copy(draw.parse_draw_copy(body), "draw_blend")
+
+    def _copy(self, d: draw.DrawCopy, what: str) -> None:
+        # Decode first: CACHE_ME images must be cached even if nothing is drawn (the mask
+        # before the source, in canvas_draw_copy's order).
+        mask_ok, bits = self._mask(d.mask)
+        pixels = self._image(d.image)
+        surface = self._target(d.base)
+        if not mask_ok or pixels is None or surface is None:
+            return
+        region = self._region(surface, d.base, d.mask, bits)
+        if region is None:
+            return
+        rop = ropd_to_rop(d.rop, RopInput.SRC, RopInput.DEST)
+        self._drew(ops.put_image(surface.pixels, not surface.has_alpha, region, pixels,
+                                 d.src_area, d.base.box, d.scale_mode, rop), what)
+
+    def _on_draw_fill(self, body: bytes) -> None:
+        d = draw.parse_draw_fill(body)
+        mask_ok, bits = self._mask(d.mask)
+        brush_ok, pattern = self._pattern(d.brush)
+        surface = self._target(d.base)
+        if not (mask_ok and brush_ok) or surface is None:
+            return
+        region = self._region(surface, d.base, d.mask, bits)
+        if region is None:
+            return
+        rop = ropd_to_rop(d.rop, RopInput.BRUSH, RopInput.DEST)
+        ops.put_brush(surface.pixels, not surface.has_alpha, region, d.brush, pattern, rop)
+        self.drawn = True
+
+    def _on_draw_opaque(self, body: bytes) -> None:
+        d = draw.parse_draw_opaque(body)
+        mask_ok, bits = self._mask(d.mask)
+        pixels = self._image(d.image)
+        brush_ok, pattern = self._pattern(d.brush)
+        surface = self._target(d.base)
+        if not (mask_ok and brush_ok) or pixels is None or surface is None:
+            return
+        region = self._region(surface, d.base, d.mask, bits)
+        if region is None:
+            return
+        # canvas_draw_opaque: the image is put, then the brush drawn over it with the rop
+        # whose "dest" is the source (INVERS_SRC inverts the image's pixels).
+        problem = ops.put_image(surface.pixels, not surface.has_alpha, region, pixels,
+                                d.src_area, d.base.box, d.scale_mode, SpiceRop.COPY)
+        if problem is not None:
+            return self._drew(problem, "draw_opaque")
+        rop = ropd_to_rop(d.rop, RopInput.BRUSH, RopInput.SRC)
+        ops.put_brush(surface.pixels, not surface.has_alpha, region, d.brush, pattern, rop)
+        self.drawn = True
+
+    def _mask_only(self, body: bytes, what: str, color: int, rop: SpiceRop) -> None:
+        d = draw.parse_mask_only(body, what)
+        mask_ok, bits = self._mask(d.mask)
+        surface = self._target(d.base)
+        if not mask_ok or surface is None:
+            return
+        region = self._region(surface, d.base, d.mask, bits)
+        if region is None:
+            return
+        brush = draw.Brush(BrushType.SOLID, color=color)
+        ops.put_brush(surface.pixels, not surface.has_alpha, region, brush, None, rop)
+        self.drawn = True
+
+    def _on_draw_blackness(self, body: bytes) -> None:
+        # canvas_draw_blackness: fill_solid_rects with 0x000000 (alpha 0 on ARGB surfaces).
+        self._mask_only(body, "draw_blackness", 0x00000000, SpiceRop.COPY)
+
+    def _on_draw_whiteness(self, body: bytes) -> None:
+        self._mask_only(body, "draw_whiteness", 0xFFFFFFFF, SpiceRop.COPY)
+
+    def _on_draw_invers(self, body: bytes) -> None:
+        self._mask_only(body, "draw_invers", 0x00000000, SpiceRop.INVERT)
+
+    def _on_draw_rop3(self, body: bytes) -> None:
+        d = draw.parse_draw_rop3(body)
+        mask_ok, bits = self._mask(d.mask)
+        pixels = self._image(d.image)
+        brush_ok, pattern = self._pattern(d.brush)
+        surface = self._target(d.base)
+        if not (mask_ok and brush_ok) or pixels is None or surface is None:
+            return
+        region = self._region(surface, d.base, d.mask, bits)
+        if region is None:
+            return
+        self._drew(ops.put_rop3(surface.pixels, not surface.has_alpha, region, pixels,
+                                d.src_area, d.base.box, d.scale_mode, d.brush, pattern, d.rop3),
+                   "draw_rop3")
+
+    def _on_draw_transparent(self, body: bytes) -> None:
+        d = draw.parse_draw_transparent(body)
         pixels = self._image(d.image)
         surface = self._target(d.base)
         if pixels is None or surface is None:
             return
-        if d.mask.bitmap is not None:
-            return self._unsupported("qmask", "draw with a mask")
-        if d.rop != Ropd.OP_PUT:
-            return self._unsupported("copy_rop", "draw_copy with a ROP other than PUT")
-        src, box = d.src_area, d.base.box
-        if (src.width, src.height) != (box.width, box.height):
-            return self._unsupported(
-                "scale_" + ImageScaleMode(d.scale_mode).name.lower()
-                if d.scale_mode in ImageScaleMode._value2member_map_ else "scale",
-                "draw_copy with scaling",
-            )
-        raster.blit(surface.pixels, pixels, box, (src.left, src.top), d.base.clip_rects)
+        region = self._region(surface, d.base)
+        if region is None:
+            return
+        ops.put_transparent(surface.pixels, not surface.has_alpha, region, pixels, d.src_area,
+                            d.base.box, d.true_color)
         self.drawn = True
 
-    def _on_draw_fill(self, body: bytes) -> None:
-        d = draw.parse_draw_fill(body)
+    def _on_draw_alpha_blend(self, body: bytes) -> None:
+        d = draw.parse_draw_alpha_blend(body)
+        pixels = self._image(d.image)
         surface = self._target(d.base)
-        if surface is None:
+        if pixels is None or surface is None:
             return
-        if d.mask.bitmap is not None:
-            return self._unsupported("qmask", "draw with a mask")
-        if d.brush.type != BrushType.SOLID:
-            return self._unsupported("fill_pattern", "draw_fill with a pattern brush")
-        if d.rop != Ropd.OP_PUT:
-            return self._unsupported("fill_rop", "draw_fill with a ROP other than PUT")
-        color = raster.color_to_bgra(d.brush.color, opaque=not surface.has_alpha)
-        raster.fill(surface.pixels, d.base.box, d.base.clip_rects, color)
+        region = self._region(surface, d.base)
+        if region is None or d.alpha == 0:
+            return
+        ops.put_alpha_blend(surface.pixels, not surface.has_alpha, region, pixels, d.src_area,
+                            d.base.box, d.alpha)
         self.drawn = True
+
+    def _on_draw_stroke(self, body: bytes) -> None:
+        d = draw.parse_draw_stroke(body)
+        self._pattern(d.brush)  # cached even though the stroke is not drawn
+        if self._target(d.base) is not None:
+            self._unsupported("draw_stroke", "draw_stroke is not rendered yet")
+
+    def _on_draw_text(self, body: bytes) -> None:
+        d = draw.parse_draw_text(body)
+        fore_ok, fore = self._pattern(d.fore_brush)
+        back_ok, back = self._pattern(d.back_brush)
+        surface = self._target(d.base)
+        if not (fore_ok and back_ok) or surface is None:
+            return
+        region = self._region(surface, d.base)
+        if region is None:
+            return
+        self._drew(put_text(surface.pixels, not surface.has_alpha, region, d.glyphs,
+                            draw.glyph_bpp(d.string_flags), d.back_area, d.back_brush, back,
+                            d.fore_brush, fore, d.fore_mode), "draw_text")
+
+    def _on_draw_composite(self, body: bytes) -> None:
+        d = draw.parse_draw_composite(body)
+        self._image(d.src)
+        if d.mask is not None:
+            self._image(d.mask)
+        if self._target(d.base) is not None:
+            self._unsupported("draw_composite", "draw_composite is not rendered yet")
 
     def _on_copy_bits(self, body: bytes) -> None:
         d = draw.parse_copy_bits(body)
@@ -217,15 +387,15 @@ class DisplayChannel(Channel):
             raise ProtocolError(f"stream id {msg.id} is over the limit of {MAX_STREAM_ID}")
         if msg.id not in self.streams.streams and len(self.streams.streams) >= MAX_STREAMS:
             raise ProtocolError(f"more than {MAX_STREAMS} live streams")
-        supported = msg.codec in self.video_decoders
-        self.streams.add(Stream.from_create(msg, supported))
+        decoder = make_decoder(msg.codec)
+        self.streams.add(Stream.from_create(msg, decoder is not None, decoder))
         name = video_codec_name(msg.codec)
         self.log.info(
             "display: stream_create id=%d %s %dx%d -> %dx%d+%d+%d%s", msg.id, name,
             msg.stream_width, msg.stream_height, msg.dest.width, msg.dest.height,
             msg.dest.left, msg.dest.top, "" if msg.flags & 1 else " bottom-up",
         )
-        if not supported:
+        if decoder is None:
             self._unsupported(f"stream_codec_{name}", "no decoder for this video codec")
 
     def _stream(self, stream_id: int) -> Stream | None:
@@ -259,15 +429,20 @@ class DisplayChannel(Channel):
         if not stream.supported:
             return
         name = video_codec_name(stream.codec)
+        if stream.decoder is None:
+            return
         started = time.perf_counter()
         try:
-            frame = self.video_decoders[stream.codec](msg.data)
+            frame = stream.decoder.decode(msg.data)
         except DecodeError as exc:
             stream.frames_failed += 1
             self.streams.failed[name] += 1
             self.ctx.gaps.register(f"display:decode_failure:{name}:{exc.reason}", str(exc))
             return
         stream.last_decode_seconds = time.perf_counter() - started
+        if frame is None:
+            # The decoder holds the picture back (reordering): nothing to draw yet.
+            return
         stream.frames_decoded += 1
         stream.last_good_decode_at = now
         self.streams.decoded[name] += 1
@@ -341,6 +516,17 @@ def _unimpl(opcode: DisplayServer) -> Handler:
 _HANDLED: dict[int, Handler] = {
     DisplayServer.DRAW_COPY: DisplayChannel._on_draw_copy,
     DisplayServer.DRAW_FILL: DisplayChannel._on_draw_fill,
+    DisplayServer.DRAW_OPAQUE: DisplayChannel._on_draw_opaque,
+    DisplayServer.DRAW_BLEND: DisplayChannel._on_draw_blend,
+    DisplayServer.DRAW_BLACKNESS: DisplayChannel._on_draw_blackness,
+    DisplayServer.DRAW_WHITENESS: DisplayChannel._on_draw_whiteness,
+    DisplayServer.DRAW_INVERS: DisplayChannel._on_draw_invers,
+    DisplayServer.DRAW_ROP3: DisplayChannel._on_draw_rop3,
+    DisplayServer.DRAW_TRANSPARENT: DisplayChannel._on_draw_transparent,
+    DisplayServer.DRAW_ALPHA_BLEND: DisplayChannel._on_draw_alpha_blend,
+    DisplayServer.DRAW_STROKE: DisplayChannel._on_draw_stroke,
+    DisplayServer.DRAW_TEXT: DisplayChannel._on_draw_text,
+    DisplayServer.DRAW_COMPOSITE: DisplayChannel._on_draw_composite,
     DisplayServer.COPY_BITS: DisplayChannel._on_copy_bits,
     DisplayServer.STREAM_CREATE: DisplayChannel._on_stream_create,
     DisplayServer.STREAM_DATA: DisplayChannel._on_stream_data,

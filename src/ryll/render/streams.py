@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ryll.protocol.constants import StreamFlags, VideoCodecType
 from ryll.protocol.messages.draw import Rect
 from ryll.protocol.messages.stream import StreamActivateReport, StreamCreate, StreamReport
+
+if TYPE_CHECKING:
+    from ryll.video import VideoDecoder
 
 # spice-gtk: STREAM_REPORT_DROP_SEQ_LEN_LIMIT.
 DROP_SEQ_LEN_LIMIT = 3
@@ -92,13 +96,23 @@ class Stream:
     last_good_decode_at: float | None = None
     last_decode_seconds: float = 0.0
     report: ReportWindow | None = None
+    # This stream's own decoder (inter-frame codecs keep state per stream); None when nothing
+    # here decodes the codec. Closed when the stream is removed.
+    decoder: VideoDecoder | None = field(default=None, repr=False)
 
     @classmethod
-    def from_create(cls, msg: StreamCreate, supported: bool) -> Stream:
+    def from_create(
+        cls, msg: StreamCreate, supported: bool, decoder: VideoDecoder | None = None
+    ) -> Stream:
         return cls(
             msg.id, msg.surface_id, msg.codec, msg.flags, msg.stream_width, msg.stream_height,
-            msg.src_width, msg.src_height, msg.dest, msg.clip, supported,
+            msg.src_width, msg.src_height, msg.dest, msg.clip, supported, decoder=decoder,
         )
+
+    def close(self) -> None:
+        if self.decoder is not None:
+            self.decoder.close()
+            self.decoder = None
 
     @property
     def top_down(self) -> bool:
@@ -149,6 +163,7 @@ class StreamTable:
     def remove(self, stream_id: int) -> Stream | None:
         stream = self.streams.pop(stream_id, None)
         if stream is not None:
+            stream.close()
             self.destroyed += 1
             self.recently_destroyed.append(stream.as_dict())
         return stream

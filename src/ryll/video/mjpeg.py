@@ -7,6 +7,7 @@ import numpy as np
 import simplejpeg
 
 from ryll.errors import DecodeError
+from ryll.protocol.constants import VideoCodecType
 
 # Frame sides beyond this are refused before decoding (the surface limit's longer side).
 MAX_FRAME_SIDE = 16384
@@ -26,3 +27,15 @@ def decode_mjpeg_frame(data: bytes) -> np.ndarray:
         raise DecodeError(f"mjpeg: {exc}", "corrupt") from None
     pixels[..., 3] = 255
     return pixels
+
+
+class MjpegDecoder:
+    """The per-stream decoder object for MJPEG: stateless, since every frame is a whole JPEG."""
+
+    codec = VideoCodecType.MJPEG
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return decode_mjpeg_frame(data)
+
+    def close(self) -> None:
+        pass

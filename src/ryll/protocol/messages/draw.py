@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ryll.errors import ProtocolError
-from ryll.protocol.constants import BitmapFlags, BrushType, ClipType, ImageType
+from ryll.protocol.constants import (
+    BitmapFlags,
+    BrushType,
+    ClipType,
+    CompositeFlags,
+    ImageType,
+    LineFlags,
+    StringFlags,
+)
 from ryll.protocol.reader import Reader
 
 # Clip rectangles in one message. spice-server sends at most a few hundred (its region code
@@ -281,3 +289,232 @@ def parse_mask_only(data: bytes, what: str) -> DrawMaskOnly:
     r = Reader(data, what=what)
     base = read_base(r)
     return DrawMaskOnly(base, read_qmask(r, r))
+
+
+# --- ROP3, TRANSPARENT, ALPHA_BLEND, STROKE, TEXT, COMPOSITE (spice.proto DisplayChannel) ---
+
+# Path segments and points per message: a path's points are 8 bytes each on the wire, so the
+# message size bounds them; these caps keep a hostile count from building huge Python lists.
+MAX_PATH_SEGMENTS = 65536
+MAX_PATH_POINTS = 1 << 20
+# Glyphs per string: spice-server's QXL string limit is far below this.
+MAX_GLYPHS = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class DrawRop3:
+    base: DisplayBase
+    image: Image | None
+    src_area: Rect
+    brush: Brush
+    rop3: int
+    scale_mode: int
+    mask: QMask
+
+
+@dataclass(frozen=True, slots=True)
+class DrawTransparent:
+    base: DisplayBase
+    image: Image | None
+    src_area: Rect
+    src_color: int
+    true_color: int
+
+
+@dataclass(frozen=True, slots=True)
+class DrawAlphaBlend:
+    base: DisplayBase
+    alpha_flags: int
+    alpha: int
+    image: Image | None
+    src_area: Rect
+
+
+@dataclass(frozen=True, slots=True)
+class PathSegment:
+    flags: int
+    points: tuple[tuple[int, int], ...]  # fixed 28.4 (x, y)
+
+
+@dataclass(frozen=True, slots=True)
+class LineAttr:
+    flags: int
+    style: tuple[int, ...]  # fixed 28.4 dash lengths (STYLED only)
+
+
+@dataclass(frozen=True, slots=True)
+class DrawStroke:
+    base: DisplayBase
+    path: tuple[PathSegment, ...]
+    attr: LineAttr
+    brush: Brush
+    fore_mode: int
+    back_mode: int
+
+
+@dataclass(frozen=True, slots=True)
+class RasterGlyph:
+    render_pos: tuple[int, int]
+    glyph_origin: tuple[int, int]
+    width: int
+    height: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DrawText:
+    base: DisplayBase
+    string_flags: int
+    glyphs: tuple[RasterGlyph, ...]
+    back_area: Rect
+    fore_brush: Brush
+    back_brush: Brush
+    fore_mode: int
+    back_mode: int
+
+
+@dataclass(frozen=True, slots=True)
+class Transform:
+    """16.16 fixed affine matrix rows (t00 t01 t02 / t10 t11 t12), signed."""
+
+    t00: int
+    t01: int
+    t02: int
+    t10: int
+    t11: int
+    t12: int
+
+
+@dataclass(frozen=True, slots=True)
+class DrawComposite:
+    base: DisplayBase
+    flags: int
+    src: Image | None
+    mask: Image | None
+    src_transform: Transform | None
+    mask_transform: Transform | None
+    src_origin: tuple[int, int]
+    mask_origin: tuple[int, int]
+
+
+def parse_draw_rop3(data: bytes) -> DrawRop3:
+    r = Reader(data, what="draw_rop3")
+    base = read_base(r)
+    image = read_image(r, r.u32())
+    src = read_rect(r)
+    brush = read_brush(r, r)
+    rop3, scale = r.u8(), r.u8()
+    return DrawRop3(base, image, src, brush, rop3, scale, read_qmask(r, r))
+
+
+def parse_draw_transparent(data: bytes) -> DrawTransparent:
+    r = Reader(data, what="draw_transparent")
+    base = read_base(r)
+    image = read_image(r, r.u32())
+    src = read_rect(r)
+    return DrawTransparent(base, image, src, r.u32(), r.u32())
+
+
+def parse_draw_alpha_blend(data: bytes) -> DrawAlphaBlend:
+    r = Reader(data, what="draw_alpha_blend")
+    base = read_base(r)
+    flags, alpha = r.u8(), r.u8()
+    image = read_image(r, r.u32())
+    return DrawAlphaBlend(base, flags, alpha, image, read_rect(r))
+
+
+def _read_path(body: Reader, offset: int) -> tuple[PathSegment, ...]:
+    if offset == 0:
+        raise ProtocolError("draw_stroke: NULL path")
+    r = body.at(offset, "path")
+    n = r.u32()
+    if n > MAX_PATH_SEGMENTS:
+        raise ProtocolError(f"path of {n} segments (at most {MAX_PATH_SEGMENTS})")
+    segments = []
+    total = 0
+    for _ in range(n):
+        flags, count = r.u8(), r.u32()
+        total += count
+        if total > MAX_PATH_POINTS:
+            raise ProtocolError(f"path of more than {MAX_PATH_POINTS} points")
+        r.count(count, 8, "path points")
+        segments.append(PathSegment(flags, tuple((r.i32(), r.i32()) for _ in range(count))))
+    return tuple(segments)
+
+
+def _read_line_attr(r: Reader, body: Reader) -> LineAttr:
+    flags = r.u8()
+    if not flags & LineFlags.STYLED:
+        return LineAttr(flags, ())
+    nseg = r.u8()
+    off = r.u32()
+    if off == 0:
+        return LineAttr(flags, ())
+    s = body.at(off, "line style")
+    s.count(nseg, 4, "line style")
+    return LineAttr(flags, tuple(s.i32() for _ in range(nseg)))
+
+
+def parse_draw_stroke(data: bytes) -> DrawStroke:
+    r = Reader(data, what="draw_stroke")
+    base = read_base(r)
+    path = _read_path(r, r.u32())
+    attr = _read_line_attr(r, r)
+    brush = read_brush(r, r)
+    return DrawStroke(base, path, attr, brush, r.u16(), r.u16())
+
+
+def glyph_bpp(string_flags: int) -> int:
+    """Bits per glyph pixel from the string flags (0: vector glyphs, not rendered)."""
+    if string_flags & StringFlags.RASTER_A1:
+        return 1
+    if string_flags & StringFlags.RASTER_A4:
+        return 4
+    if string_flags & StringFlags.RASTER_A8:
+        return 8
+    return 0
+
+
+def _read_string(body: Reader, offset: int) -> tuple[int, tuple[RasterGlyph, ...]]:
+    if offset == 0:
+        raise ProtocolError("draw_text: NULL string")
+    r = body.at(offset, "string")
+    length, flags = r.u16(), r.u8()
+    bpp = glyph_bpp(flags)
+    if bpp == 0:
+        return flags, ()
+    if length > MAX_GLYPHS:
+        raise ProtocolError(f"string of {length} glyphs")
+    glyphs = []
+    for _ in range(length):
+        render_pos, origin = read_point(r), read_point(r)
+        w, h = r.u16(), r.u16()
+        size = ((w * bpp + 7) // 8) * h  # spice.proto image_size(bpp, width, height)
+        glyphs.append(RasterGlyph(render_pos, origin, w, h, r.bytes(size, "glyph data")))
+    return flags, tuple(glyphs)
+
+
+def parse_draw_text(data: bytes) -> DrawText:
+    r = Reader(data, what="draw_text")
+    base = read_base(r)
+    flags, glyphs = _read_string(r, r.u32())
+    back_area = read_rect(r)
+    fore, back = read_brush(r, r), read_brush(r, r)
+    return DrawText(base, flags, glyphs, back_area, fore, back, r.u16(), r.u16())
+
+
+def _read_transform(r: Reader) -> Transform:
+    return Transform(*(r.i32() for _ in range(6)))
+
+
+def parse_draw_composite(data: bytes) -> DrawComposite:
+    r = Reader(data, what="draw_composite")
+    base = read_base(r)
+    flags = r.u32()
+    src = read_image(r, r.u32())
+    mask = read_image(r, r.u32()) if flags & CompositeFlags.HAS_MASK else None
+    src_t = _read_transform(r) if flags & CompositeFlags.HAS_SRC_TRANSFORM else None
+    mask_t = _read_transform(r) if flags & CompositeFlags.HAS_MASK_TRANSFORM else None
+    src_origin = (r.i16(), r.i16())
+    mask_origin = (r.i16(), r.i16())
+    return DrawComposite(base, flags, src, mask, src_t, mask_t, src_origin, mask_origin)

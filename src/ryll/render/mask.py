@@ -1,0 +1,69 @@
+"""QMask images: the 1-bit masks of FILL/OPAQUE/COPY/BLEND/BLACKNESS/WHITENESS/INVERS/ROP3, as
+spice-common canvas_base.c ``canvas_get_mask`` / ``canvas_get_bitmap_mask`` read them.
+
+A mask is a BITMAP in 1BIT_LE or 1BIT_BE (no palette: a set bit is "draw here"), or a cached
+one. The cache holds masks *uninverted* (spice-common caches the plain bits and inverts on
+use), stored in the shared image cache as BGRA with 0xFF where the bit is set, so one cache and
+its INVAL rules serve both; a cached colour image used as a mask counts its non-zero alpha as
+set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ryll.errors import DecodeError
+from ryll.protocol.constants import BitmapFmt, ImageFlags, ImageType
+from ryll.protocol.messages.draw import Image
+from ryll.render.image_cache import ImageCache
+
+
+class MaskUnsupported(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def bitmap_bits(image: Image) -> np.ndarray:
+    """The (h, w) bool bits of a 1-bit BITMAP mask (top-down)."""
+    bmp = image.bitmap
+    assert bmp is not None
+    if bmp.format not in (BitmapFmt.FMT_1BIT_LE, BitmapFmt.FMT_1BIT_BE):
+        raise DecodeError(f"mask bitmap format {bmp.format} is not 1-bit", "mask_format")
+    w, h = bmp.width, bmp.height
+    if w == 0 or h == 0:
+        raise DecodeError(f"empty mask {w}x{h}", "mask_empty")
+    row_bytes = (w + 7) // 8
+    if bmp.stride < row_bytes or len(bmp.data) < bmp.stride * h:
+        raise DecodeError("mask data shorter than stride x height", "mask_short")
+    rows = np.frombuffer(bmp.data, np.uint8, bmp.stride * h).reshape(h, bmp.stride)
+    rows = rows[:, :row_bytes]
+    if not bmp.top_down:
+        rows = rows[::-1]
+    # spice-common copies 1BIT_LE straight into a pixman a1 image (LSB = first pixel on
+    # little-endian) and bit-reverses 1BIT_BE.
+    if bmp.format == BitmapFmt.FMT_1BIT_LE:
+        bits = np.unpackbits(rows, axis=1, bitorder="little")
+    else:
+        bits = np.unpackbits(rows, axis=1, bitorder="big")
+    return bits[:, :w].astype(bool)
+
+
+def decode_mask(image: Image, cache: ImageCache) -> np.ndarray:
+    """(h, w) bool bits of a QMask image, uninverted; caches CACHE_ME masks."""
+    if image.type == ImageType.BITMAP:
+        bits = bitmap_bits(image)
+    elif image.type in (ImageType.FROM_CACHE, ImageType.FROM_CACHE_LOSSLESS):
+        cached = cache.get(image.id)
+        if cached is None:
+            raise DecodeError(f"mask {image.id:#x} is not in the cache", "missing")
+        return cached.pixels[..., 3] != 0
+    else:
+        # canvas_get_mask accepts nothing else (SURFACE masks need 1_A surfaces).
+        raise MaskUnsupported(f"qmask_{ImageType(image.type).name.lower()}"
+                              if image.type in ImageType._value2member_map_ else "qmask_type")
+    if image.flags & (ImageFlags.CACHE_ME | ImageFlags.CACHE_REPLACE_ME):
+        stored = np.zeros((*bits.shape, 4), np.uint8)
+        stored[bits] = 0xFF
+        cache.put(image.id, stored)
+    return bits
