@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ryll.gaps import GapRegistry
+from ryll.render.decoders import DECODERS
 from ryll.render.images import DisplayShared
 
 
@@ -20,6 +21,12 @@ class DisplayOptions:
 
     cache_bytes: int = 80 * 1024 * 1024
     glz_window_bytes: int | None = None
+    # SpiceVideoCodecTypes in order of preference, sent as PREFERRED_VIDEO_CODEC_TYPE after
+    # INIT (--video-codecs); empty: send none and let the server choose.
+    video_codecs: tuple[int, ...] = ()
+    # A SpiceImageCompression sent as PREFERRED_COMPRESSION after INIT
+    # (--preferred-compression); None: send none and keep the server's setting.
+    preferred_compression: int | None = None
 
 
 GLZ_WINDOW_MIN = 12 * 1024 * 1024
@@ -78,5 +85,7 @@ class ChannelContext:
     tap: Tap | None = None
     state: SessionState = field(default_factory=SessionState)
     display: DisplayOptions = field(default_factory=DisplayOptions)
-    display_shared: DisplayShared = field(default_factory=DisplayShared)
+    display_shared: DisplayShared = field(
+        default_factory=lambda: DisplayShared(decoders=dict(DECODERS))
+    )
     clock: Callable[[], float] = time.monotonic

@@ -24,6 +24,7 @@ from ryll.protocol.constants import (
     DisplayCap,
     DisplayClient,
     DisplayServer,
+    ImageCompression,
     VideoCodecType,
 )
 from ryll.protocol.link import has_cap
@@ -62,6 +63,8 @@ class DisplayChannel(Channel):
     # dcc_get_preferred_video_codec_for_client ...); any other stream is reported unsupported.
     channel_caps = (
         DisplayCap.MONITORS_CONFIG,
+        DisplayCap.LZ4_COMPRESSION,
+        DisplayCap.PREF_COMPRESSION,
         DisplayCap.SIZED_STREAM,
         DisplayCap.STREAM_REPORT,
         DisplayCap.MULTI_CODEC,
@@ -83,9 +86,24 @@ class DisplayChannel(Channel):
         dictionary id 1 as spice-gtk (all display channels of a session share them)."""
         opts = self.ctx.display
         glz = self.ctx.state.glz_window_bytes(opts)
+        self.ctx.display_shared.glz_window_pixels = glz // 4
         init = msgs.build_display_init(1, opts.cache_bytes // 4, 1, glz // 4)
         self.send(DisplayClient.INIT, init)
+        self._send_compression_preference()
         self._send_video_codec_preference()
+
+    def _send_compression_preference(self) -> None:
+        """PREFERRED_COMPRESSION after INIT (spice-gtk
+        spice_display_channel_change_preferred_compression), only to a server with
+        PREF_COMPRESSION."""
+        pref = self.ctx.display.preferred_compression
+        if pref is None:
+            return
+        if not has_cap(self.server_caps, DisplayCap.PREF_COMPRESSION):
+            self.log.info("display: the server takes no compression preference")
+            return
+        self.send(DisplayClient.PREFERRED_COMPRESSION, bytes([pref]))
+        self.log.info("display: preferred compression %s", ImageCompression(pref).name.lower())
 
     def _send_video_codec_preference(self) -> None:
         """PREFERRED_VIDEO_CODEC_TYPE after INIT, as spice-gtk's

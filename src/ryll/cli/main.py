@@ -14,6 +14,7 @@ from ryll.channels.context import DisplayOptions
 from ryll.cli.headless import HeadlessOptions, run_headless
 from ryll.cli.pedantic import DEFAULT_DIR
 from ryll.errors import RyllError, UsageError
+from ryll.protocol.constants import ImageCompression, VideoCodecType
 from ryll.session.target import (
     Target,
     load_vv_file,
@@ -21,8 +22,11 @@ from ryll.session.target import (
     parse_direct,
     resolve_password,
 )
+from ryll.video import CODEC_NAMES, available_codecs
 
 EXIT_INTERRUPTED = 130
+# --preferred-compression values: SpiceImageCompression names, as spice-gtk's option spells them.
+PREFERRED_COMPRESSIONS = ("auto_glz", "auto_lz", "quic", "glz", "lz", "lz4", "off")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", type=Path, metavar="PATH",
                    help="at the end, write each monitor's primary surface as PNG (PATH, or "
                         "PATH-1, PATH-2... for several)")
+    p.add_argument("--preferred-compression", choices=PREFERRED_COMPRESSIONS, metavar="KIND",
+                   help="ask the server for this image compression: "
+                        + ", ".join(PREFERRED_COMPRESSIONS))
     p.add_argument("--image-cache-cap-mib", type=int, default=256, metavar="MIB",
                    help="bound on the decoded image cache (default 256)")
     p.add_argument("--pedantic", action="store_true",
@@ -56,10 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--glz-window-mib", type=int, metavar="MIB",
                    help="GLZ window announced to the server (default: half the guest's video "
                         "RAM, 12..64)")
+    p.add_argument("--video-codecs", metavar="LIST",
+                   help="video codecs the server should prefer for streams, best first, e.g. "
+                        f"h264,vp8,mjpeg (of: {', '.join(CODEC_NAMES)})")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     p.add_argument("--version", action="version", version=f"ryll {__version__}")
     return p
+
+
+def parse_video_codecs(text: str) -> tuple[int, ...]:
+    """--video-codecs: comma-separated SpiceVideoCodecType names, best first, each once."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"--video-codecs needs at least one of: {', '.join(CODEC_NAMES)}")
+    codecs: list[int] = []
+    for name in names:
+        if name not in CODEC_NAMES:
+            raise UsageError(
+                f"--video-codecs: unknown codec {name!r} (valid: {', '.join(CODEC_NAMES)})"
+            )
+        codec = CODEC_NAMES[name]
+        if codec not in available_codecs():
+            raise UsageError(f"--video-codecs: {name} cannot be decoded here (no decoder in PyAV)")
+        if codec not in codecs:
+            codecs.append(codec)
+    return tuple(VideoCodecType(c) for c in codecs)
 
 
 def resolve_target(args: argparse.Namespace) -> Target:
@@ -98,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         # display INIT carries the window in pixels as an i32 (SpiceMsgcDisplayInit).
         if args.glz_window_mib is not None and args.glz_window_mib > 4096:
             raise UsageError("--glz-window-mib is at most 4096")
+        video_codecs = parse_video_codecs(args.video_codecs) if args.video_codecs else ()
         target = resolve_target(args)
         pedantic_dir = args.pedantic_dir or (DEFAULT_DIR if args.pedantic else None)
         opts = HeadlessOptions(
@@ -109,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
             display=DisplayOptions(
                 cache_bytes=args.cache_size_mib << 20,
                 glz_window_bytes=args.glz_window_mib << 20 if args.glz_window_mib else None,
+                video_codecs=video_codecs,
+                preferred_compression=(
+                    ImageCompression[args.preferred_compression.upper()]
+                    if args.preferred_compression else None
+                ),
             ),
         )
         end = asyncio.run(run_headless(target, opts))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ryll.codecs.glz import GlzDictionary
 from ryll.errors import DecodeError
 from ryll.protocol.constants import BitmapFlags, ImageFlags, ImageType
 from ryll.protocol.messages.draw import Image, Palette
@@ -38,8 +39,17 @@ class DisplayShared:
 
     images: ImageCache = field(default_factory=ImageCache)
     palettes: PaletteCache = field(default_factory=PaletteCache)
-    # Decoders by image type, registered by the codec modules that exist (see ``codecs``).
+    # Decoders by image type (render.decoders.DECODERS; tests may register fewer).
     decoders: dict[int, Decoder] = field(default_factory=dict)
+    # The GLZ window in pixels, from display INIT; the dictionary is made on first use.
+    glz_window_pixels: int = 16 * 1024 * 1024 // 4
+    glz_max_bytes: int = 256 * 1024 * 1024
+    _glz: GlzDictionary | None = None
+
+    def glz_dictionary(self) -> GlzDictionary:
+        if self._glz is None:
+            self._glz = GlzDictionary(self.glz_window_pixels, self.glz_max_bytes)
+        return self._glz
 
 
 def codec_name(image_type: int) -> str:
@@ -49,7 +59,7 @@ def codec_name(image_type: int) -> str:
         return f"type{image_type}"
 
 
-def _resolve_palette(
+def resolve_palette(
     palette: Palette | None, palette_id: int | None, flags: int, shared: DisplayShared
 ) -> tuple[int, ...] | None:
     if palette_id is not None:
@@ -78,7 +88,7 @@ def decode_image(image: Image, shared: DisplayShared, surfaces: dict[int, Surfac
     if itype == ImageType.BITMAP:
         assert image.bitmap is not None
         bmp = image.bitmap
-        pixels = decode_bitmap(bmp, _resolve_palette(bmp.palette, bmp.palette_id, bmp.flags,
+        pixels = decode_bitmap(bmp, resolve_palette(bmp.palette, bmp.palette_id, bmp.flags,
                                                      shared))
     elif itype == ImageType.SURFACE:
         src = surfaces.get(image.surface_id if image.surface_id is not None else -1)
@@ -97,6 +107,8 @@ def decode_image(image: Image, shared: DisplayShared, surfaces: dict[int, Surfac
             "size_mismatch",
         )
     if image.flags & ImageFlags.HIGH_BITS_SET:
+        if not pixels.flags.writeable:  # e.g. a view of the GLZ dictionary's own copy
+            pixels = pixels.copy()
         pixels[..., 3] = 255
     if image.flags & (ImageFlags.CACHE_ME | ImageFlags.CACHE_REPLACE_ME):
         # A decoder may return a view of a buffer it reuses; the cache needs its own pixels.

@@ -1,0 +1,1 @@
+"""Pure image decoders: bytes in, pixels out (compiled where hot)."""

@@ -1,0 +1,56 @@
+"""The image decoders the display channel uses, by SpiceImage type: the compiled codecs
+wrapped to the common ``(Image, DisplayShared) -> BGRA pixels`` shape.
+
+LZ_PLT palettes come from the message or the palette cache (spice-common
+``canvas_get_lz``); GLZ and ZLIB_GLZ decode against the session's one GLZ dictionary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ryll.codecs.glz import decode_glz, decode_zlib_glz
+from ryll.codecs.lz import decode_lz
+from ryll.codecs.lz4 import decode_lz4
+from ryll.codecs.quic import decode_quic
+from ryll.errors import DecodeError
+from ryll.protocol.constants import ImageType
+from ryll.protocol.messages.draw import Image
+from ryll.render.images import Decoder, DisplayShared, resolve_palette
+
+
+def _quic(image: Image, shared: DisplayShared) -> np.ndarray:
+    return decode_quic(image.data).pixels
+
+
+def _lz_rgb(image: Image, shared: DisplayShared) -> np.ndarray:
+    return decode_lz(image.data).pixels
+
+
+def _lz_plt(image: Image, shared: DisplayShared) -> np.ndarray:
+    entries = resolve_palette(image.palette, image.palette_id, image.lz_plt_flags, shared)
+    if entries is None:
+        raise DecodeError("lz_plt image without a palette", "missing_palette")
+    return decode_lz(image.data, palette=np.array(entries, dtype=np.uint32)).pixels
+
+
+def _glz(image: Image, shared: DisplayShared) -> np.ndarray:
+    return decode_glz(image.data, shared.glz_dictionary()).pixels
+
+
+def _zlib_glz(image: Image, shared: DisplayShared) -> np.ndarray:
+    return decode_zlib_glz(image.data, image.glz_data_size, shared.glz_dictionary()).pixels
+
+
+def _lz4(image: Image, shared: DisplayShared) -> np.ndarray:
+    return decode_lz4(image.data, image.width, image.height).pixels
+
+
+DECODERS: dict[int, Decoder] = {
+    ImageType.QUIC: _quic,
+    ImageType.LZ_RGB: _lz_rgb,
+    ImageType.LZ_PLT: _lz_plt,
+    ImageType.GLZ_RGB: _glz,
+    ImageType.ZLIB_GLZ_RGB: _zlib_glz,
+    ImageType.LZ4: _lz4,
+}
