@@ -16,7 +16,7 @@ import numpy as np
 
 from ryll.channels.base import Channel, Handler
 from ryll.channels.context import ChannelContext
-from ryll.channels.events import DisplayMarked, SurfaceCreated, SurfaceDestroyed
+from ryll.channels.events import DisplayMarked, SurfaceCreated, SurfaceDestroyed, WaitRequested
 from ryll.errors import DecodeError, ProtocolError
 from ryll.protocol.constants import (
     BrushType,
@@ -25,12 +25,14 @@ from ryll.protocol.constants import (
     DisplayClient,
     DisplayServer,
     ImageCompression,
+    ResourceType,
     VideoCodecType,
 )
 from ryll.protocol.link import has_cap
 from ryll.protocol.messages import display as msgs
 from ryll.protocol.messages import draw
 from ryll.protocol.messages import stream as smsg
+from ryll.protocol.messages.base import parse_wait_for_channels
 from ryll.render import ops, raster
 from ryll.render.canvas import Region
 from ryll.render.images import ImageUnsupported, codec_name, decode_image
@@ -172,6 +174,27 @@ class DisplayChannel(Channel):
 
     def _on_inval_all_palettes(self, body: bytes) -> None:
         self.ctx.display_shared.palettes.clear()
+
+    def _on_inval_palette(self, body: bytes) -> None:
+        self.ctx.display_shared.palettes.remove(msgs.parse_inval_palette(body))
+
+    def _on_inval_list(self, body: bytes) -> None:
+        for rtype, rid in msgs.parse_inval_list(body):
+            if rtype == ResourceType.PIXMAP:
+                self.ctx.display_shared.images.remove(rid)
+            else:
+                self.ctx.gaps.register("display:malformed:inval_list_type",
+                                       f"unknown resource type {rtype}")
+
+    def _on_inval_all_pixmaps(self, body: bytes) -> None:
+        # spice-gtk display_handle_inv_pixmap_all: first wait for the listed channels to reach
+        # the given serials (their in-flight draws may still use cached images), then clear.
+        wait = parse_wait_for_channels(body)
+        images = self.ctx.display_shared.images
+        if wait.channels:
+            self.emit(WaitRequested(wait.channels, then=images.clear))
+        else:
+            images.clear()
 
     # --- drawing ----------------------------------------------------------------------------
 
@@ -560,6 +583,9 @@ _HANDLED: dict[int, Handler] = {
     DisplayServer.RESET: DisplayChannel._on_reset,
     DisplayServer.MODE: DisplayChannel._on_mode,
     DisplayServer.INVAL_ALL_PALETTES: DisplayChannel._on_inval_all_palettes,
+    DisplayServer.INVAL_PALETTE: DisplayChannel._on_inval_palette,
+    DisplayServer.INVAL_LIST: DisplayChannel._on_inval_list,
+    DisplayServer.INVAL_ALL_PIXMAPS: DisplayChannel._on_inval_all_pixmaps,
 }
 # Every other display message the protocol defines is read and named until its issue lands.
 DisplayChannel.handlers = {

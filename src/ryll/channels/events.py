@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ryll.protocol.messages.base import WaitChannel
@@ -29,6 +30,8 @@ class WaitRequested(Event):
     has received the given message serial (spice-gtk ``spice_channel_handle_wait_for_channels``)."""
 
     channels: tuple[WaitChannel, ...]
+    # What to do once the wait is over (INVAL_ALL_PIXMAPS clears the image cache then).
+    then: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from ryll.codecs.glz import decode_glz, decode_zlib_glz
-from ryll.codecs.lz import decode_lz
+from ryll.codecs.lz import apply_lz_alpha, decode_lz
 from ryll.codecs.lz4 import decode_lz4
 from ryll.codecs.quic import decode_quic
 from ryll.errors import DecodeError
 from ryll.protocol.constants import ImageType
 from ryll.protocol.messages.draw import Image
 from ryll.render.images import Decoder, DisplayShared, resolve_palette
+from ryll.video.mjpeg import decode_mjpeg_frame
 
 
 def _quic(image: Image, shared: DisplayShared) -> np.ndarray:
@@ -46,7 +47,20 @@ def _lz4(image: Image, shared: DisplayShared) -> np.ndarray:
     return decode_lz4(image.data, image.width, image.height).pixels
 
 
+def _jpeg(image: Image, shared: DisplayShared) -> np.ndarray:
+    return decode_mjpeg_frame(image.data)
+
+
+def _jpeg_alpha(image: Image, shared: DisplayShared) -> np.ndarray:
+    """JPEG colour, then an LZ XXXA plane for alpha (spice-common canvas_get_jpeg_alpha)."""
+    pixels = decode_mjpeg_frame(image.data[: image.jpeg_size])
+    apply_lz_alpha(image.data[image.jpeg_size :], pixels)
+    return pixels
+
+
 DECODERS: dict[int, Decoder] = {
+    ImageType.JPEG: _jpeg,
+    ImageType.JPEG_ALPHA: _jpeg_alpha,
     ImageType.QUIC: _quic,
     ImageType.LZ_RGB: _lz_rgb,
     ImageType.LZ_PLT: _lz_plt,

@@ -217,6 +217,8 @@ class Session:
             self._link_listed(event)
         elif isinstance(event, WaitRequested):
             await self._wait_for(channel, event)
+            if event.then is not None:
+                event.then()
         elif isinstance(event, ServerDisconnecting):
             pass  # the EOF that follows ends the session with the reason attached
         if self.on_event is not None:

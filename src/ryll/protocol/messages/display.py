@@ -72,6 +72,21 @@ def parse_mode(body: bytes) -> DisplayMode:
     return DisplayMode(r.u32(), r.u32(), r.u32())
 
 
+# INVAL_LIST entries: spice-server's pixmap-cache code sends a handful at a time.
+MAX_INVAL_RESOURCES = 65535
+
+
+def parse_inval_list(body: bytes) -> list[tuple[int, int]]:
+    """(resource type, id) pairs of INVAL_LIST (spice.proto ResourceID: u8 type, u64 id)."""
+    r = Reader(body, what="inval_list")
+    n = r.count(r.u16(), 9, "resources")
+    return [(r.u8(), r.u64()) for _ in range(n)]
+
+
+def parse_inval_palette(body: bytes) -> int:
+    return Reader(body, what="inval_palette").u64()
+
+
 def build_display_init(
     pixmap_cache_id: int, pixmap_cache_pixels: int, glz_dictionary_id: int, glz_window_pixels: int
 ) -> bytes:
