@@ -8,6 +8,8 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils                       # the test VM's SPICE server (QEMU 7.2)
   busybox-static cpio                              # the test VM's userland
   libspice-protocol-dev                            # enums.h, which tests pin our constants to
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+                                                   # spice-server's VP8/VP9/H.264 stream encoders
   ca-certificates
 )
 missing=()

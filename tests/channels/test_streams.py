@@ -59,7 +59,11 @@ REPORTS_SENT = _bodies(DisplayClient.STREAM_REPORT, "out")
 SID = 49
 FRAME = next(b for b in FRAMES if smsg.parse_stream_data(b).id == SID)
 FRAME_MM = smsg.parse_stream_data(FRAME).mm_time
-DEST = Rect(425, 0, 473, 32)
+# Its destination: a 32x48 strip of the band at y 425..473 (which strip varies by capture).
+DEST = smsg.parse_stream_create(CREATES[SID]).dest
+AREA = (slice(DEST.top, DEST.bottom), slice(DEST.left, DEST.right))
+# A stream whose clip the server changed, and that clip's rects in order.
+CLIPPED = smsg.parse_stream_clip(CLIPS[0]).id
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -185,7 +189,8 @@ def test_stream_create_fields(caplog: pytest.LogCaptureFixture) -> None:
     assert (stream.src_width, stream.src_height) == (32, 48)
     assert stream.dest == DEST and stream.clip is None and stream.supported
     assert ch.streams.created == 1
-    assert "display: stream_create id=49 mjpeg 32x48 -> 32x48+0+425" in caplog.text
+    assert (DEST.top, DEST.bottom, DEST.width) == (425, 473, 32)
+    assert f"display: stream_create id=49 mjpeg 32x48 -> 32x48+{DEST.left}+425" in caplog.text
     assert len(ch.ctx.gaps) == 0
 
 
@@ -207,10 +212,10 @@ def test_stream_data_is_decoded_and_drawn() -> None:
     feed(ch, DisplayServer.STREAM_DATA, FRAME)
     expected = decoded(FRAME)
     assert expected.shape == (48, 32, 4)
-    np.testing.assert_array_equal(surface.pixels[425:473, 0:32], expected)
+    np.testing.assert_array_equal(surface.pixels[AREA], expected)
     # Nothing outside the destination changed.
     outside = surface.pixels.copy()
-    outside[425:473, 0:32] = before[425:473, 0:32]
+    outside[AREA] = before[AREA]
     np.testing.assert_array_equal(outside, before)
     stream = ch.streams.streams[SID]
     assert (stream.frames_received, stream.frames_decoded, stream.frames_failed) == (1, 1, 0)
@@ -237,12 +242,14 @@ def test_every_captured_frame_draws_into_its_stream_dest() -> None:
 def test_stream_data_respects_the_clip() -> None:
     ch = channel()
     # Only the left half of the stream's destination is visible.
-    feed(ch, DisplayServer.STREAM_CLIP, clip_body(SID, [Rect(425, 0, 473, 16)]))
+    mid = DEST.left + 16
+    half = Rect(DEST.top, DEST.left, DEST.bottom, mid)
+    feed(ch, DisplayServer.STREAM_CLIP, clip_body(SID, [half]))
     before = ch.surfaces[0].pixels.copy()
     feed(ch, DisplayServer.STREAM_DATA, FRAME)
     after = ch.surfaces[0].pixels
-    np.testing.assert_array_equal(after[425:473, 0:16], decoded(FRAME)[:, :16])
-    np.testing.assert_array_equal(after[425:473, 16:32], before[425:473, 16:32])
+    np.testing.assert_array_equal(after[AREA[0], DEST.left:mid], decoded(FRAME)[:, :16])
+    np.testing.assert_array_equal(after[AREA[0], mid:DEST.right], before[AREA[0], mid:DEST.right])
     assert ch.streams.streams[SID].frames_decoded == 1
 
 
@@ -263,7 +270,7 @@ def test_bottom_up_stream_frames_are_flipped() -> None:
     feed(ch, DisplayServer.STREAM_CREATE, bottom_up)
     assert not ch.streams.streams[SID].top_down
     feed(ch, DisplayServer.STREAM_DATA, FRAME)
-    np.testing.assert_array_equal(ch.surfaces[0].pixels[425:473, 0:32], decoded(FRAME)[::-1])
+    np.testing.assert_array_equal(ch.surfaces[0].pixels[AREA], decoded(FRAME)[::-1])
 
 
 def test_stream_data_on_a_missing_surface_is_an_orphan_gap() -> None:
@@ -301,17 +308,19 @@ def test_stream_data_sized_same_size_draws_unscaled_at_the_new_dest() -> None:
 
 
 def test_stream_clip_updates_the_clip() -> None:
-    ch = channel(streams=(34,))
+    ch = channel(streams=(CLIPPED,))
+    dest = ch.streams.streams[CLIPPED].dest
     seen = []
     for body in CLIPS:
         msg = smsg.parse_stream_clip(body)
-        if msg.id != 34:
+        if msg.id != CLIPPED:
             continue
         feed(ch, DisplayServer.STREAM_CLIP, body)
-        seen.append(ch.streams.streams[34].clip)
-    assert seen == [(), (Rect(425, 480, 473, 512),)]
-    feed(ch, DisplayServer.STREAM_CLIP, clip_body(34, None))
-    assert ch.streams.streams[34].clip is None
+        seen.append(ch.streams.streams[CLIPPED].clip)
+    # The server hid the strip, then showed it whole again.
+    assert seen == [(), (dest,)]
+    feed(ch, DisplayServer.STREAM_CLIP, clip_body(CLIPPED, None))
+    assert ch.streams.streams[CLIPPED].clip is None
     assert ch.streams.orphans == 0
 
 
@@ -353,7 +362,7 @@ def test_stream_destroy_all_clears_every_stream(caplog: pytest.LogCaptureFixture
     assert list(ch.streams.streams) == [SID]
     assert ch.streams.streams[SID].frames_decoded == 1
     assert ch.streams.streams[SID].report is None
-    np.testing.assert_array_equal(ch.surfaces[0].pixels[425:473, 0:32], decoded(FRAME))
+    np.testing.assert_array_equal(ch.surfaces[0].pixels[AREA], decoded(FRAME))
     assert len(ch.ctx.gaps) == 0
 
 
@@ -663,7 +672,7 @@ def test_inter_frame_stream_is_decoded_and_drawn(codec: int) -> None:
     assert sent(ch) == []  # a supported stream gets no "unsupported" report
     for i, (packet, rgb) in enumerate(zip(packets, pictures, strict=True)):
         feed(ch, DisplayServer.STREAM_DATA, data_body(SID, FRAME_MM + 40 * i, packet))
-        drawn = ch.surfaces[0].pixels[425:473, 0:32, :3].astype(int)
+        drawn = ch.surfaces[0].pixels[AREA][..., :3].astype(int)
         err = np.abs(drawn - bgr(rgb).astype(int)).mean()
         assert err < 6.0, f"frame {i}: mean error {err:.1f}"
     name = codec_id(codec)
@@ -686,9 +695,11 @@ def test_two_interleaved_h264_streams_each_keep_their_decoder() -> None:
     for i in range(5):
         feed(ch, DisplayServer.STREAM_DATA, data_body(49, FRAME_MM, a_packets[i]))
         feed(ch, DisplayServer.STREAM_DATA, data_body(48, FRAME_MM, b_packets[i]))
-    px = ch.surfaces[0].pixels[425:473, :, :3].astype(int)
-    assert np.abs(px[:, 0:32] - bgr(a_pictures[4]).astype(int)).mean() < 6.0
-    assert np.abs(px[:, 32:64] - bgr(b_pictures[4]).astype(int)).mean() < 6.0
+    px = ch.surfaces[0].pixels[..., :3].astype(int)
+    for sid, pictures in ((49, a_pictures), (48, b_pictures)):
+        d = ch.streams.streams[sid].dest
+        err = np.abs(px[d.top:d.bottom, d.left:d.right] - bgr(pictures[4]).astype(int))
+        assert err.mean() < 6.0
     assert len(ch.ctx.gaps) == 0
 
 
@@ -750,3 +761,96 @@ def test_a_held_back_picture_is_not_drawn(monkeypatch: pytest.MonkeyPatch) -> No
     stream = ch.streams.streams[SID]
     assert (stream.frames_received, stream.frames_decoded, stream.frames_failed) == (1, 0, 0)
     assert len(ch.ctx.gaps) == 0
+
+
+# --- VP8, H.264, VP9 streams captured from spice-server's GStreamer encoders ------------------
+
+REAL_CODECS = ["vp8", "h264", "vp9"]
+
+
+@pytest.mark.parametrize("name", REAL_CODECS)
+def test_captured_stream_of_a_gstreamer_codec_decodes(name: str) -> None:
+    path = FIXTURE.with_name(f"qxl-animate-{name}.spicecap")
+    recs = [r for r in read_capture(path) if r.direction == "in"]
+    creates = [smsg.parse_stream_create(r.body) for r in recs
+               if r.opcode == DisplayServer.STREAM_CREATE]
+    codec = VideoCodecType[name.upper()]
+    assert creates and {c.codec for c in creates} == {codec}
+    frames = [smsg.parse_stream_data(r.body) for r in recs
+              if r.opcode == DisplayServer.STREAM_DATA]
+    assert len(frames) >= 5 and len({f.id for f in frames}) == 1
+    ch = DisplayChannel(0, ChannelContext(clock=Clock()))
+    for r in recs:
+        feed(ch, r.opcode, r.body)
+    assert ch.ctx.gaps.counts() == {}
+    assert ch.streams.decoded == {name: len(frames)}
+    stream = ch.streams.streams[frames[0].id]
+    assert stream.frames_decoded == len(frames) and stream.decoder is not None
+    # The band's strip is drawn: a colourful gradient, not the black of a fresh surface.
+    d = stream.dest
+    strip = ch.surfaces[0].pixels[d.top:d.bottom, d.left:d.right, :3]
+    assert strip.mean() > 40 and strip.std() > 10
+
+
+@pytest.mark.parametrize("name", REAL_CODECS)
+def test_captured_inter_frames_need_their_stream_state(name: str) -> None:
+    """Frames after the first depend on it: the same frames decoded in one decoder match the
+    channel's result; a decoder that never saw the keyframe cannot produce them."""
+    from ryll.errors import DecodeError
+    from ryll.video import make_decoder
+
+    path = FIXTURE.with_name(f"qxl-animate-{name}.spicecap")
+    datas = [smsg.parse_stream_data(r.body).data for r in read_capture(path)
+             if r.direction == "in" and r.opcode == DisplayServer.STREAM_DATA]
+    codec = VideoCodecType[name.upper()]
+    dec = make_decoder(codec)
+    assert dec is not None
+    outs = [dec.decode(d) for d in datas]
+    assert all(o is not None for o in outs)
+    fresh = make_decoder(codec)
+    assert fresh is not None
+    try:
+        late = fresh.decode(datas[-1])
+    except DecodeError:
+        late = None
+    last = outs[-1]
+    assert last is not None
+    assert late is None or np.abs(late.astype(int) - last.astype(int)).mean() > 1.0
+
+
+# --- PREFERRED_VIDEO_CODEC_TYPE (--video-codecs) ----------------------------------------------
+
+
+def _server_caps(*caps: int) -> tuple[int, ...]:
+    words = [0]
+    for cap in caps:
+        words[0] |= 1 << cap
+    return tuple(words)
+
+
+def test_preferred_video_codecs_sent_after_init(caplog: pytest.LogCaptureFixture) -> None:
+    from ryll.channels.context import DisplayOptions
+
+    prefs = (VideoCodecType.H264, VideoCodecType.VP8, VideoCodecType.MJPEG)
+    ch = DisplayChannel(0, ChannelContext(display=DisplayOptions(video_codecs=prefs)))
+    ch.server_caps = _server_caps(DisplayCap.PREF_VIDEO_CODEC_TYPE, DisplayCap.MULTI_CODEC)
+    with caplog.at_level(logging.INFO, logger="ryll.display"):
+        ch.start()
+    out = sent(ch)
+    assert [op for op, _ in out] == [DisplayClient.INIT, DisplayClient.PREFERRED_VIDEO_CODEC_TYPE]
+    assert out[1][1] == bytes([3, 3, 2, 1])  # count, then the codec ids best first
+    assert "display: preferred video codecs h264,vp8,mjpeg" in caplog.text
+
+
+def test_no_preference_to_a_server_without_the_cap_or_without_the_option() -> None:
+    from ryll.channels.context import DisplayOptions
+
+    ch = DisplayChannel(0, ChannelContext(
+        display=DisplayOptions(video_codecs=(VideoCodecType.VP8,))))
+    ch.server_caps = _server_caps(DisplayCap.MULTI_CODEC)
+    ch.start()
+    assert [op for op, _ in sent(ch)] == [DisplayClient.INIT]
+    ch = DisplayChannel(0, ChannelContext())
+    ch.server_caps = _server_caps(DisplayCap.PREF_VIDEO_CODEC_TYPE)
+    ch.start()
+    assert [op for op, _ in sent(ch)] == [DisplayClient.INIT]
