@@ -9,6 +9,7 @@ rather than unbounded memory.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -26,7 +27,10 @@ class CachedImage:
 
 
 class ImageCache:
+    """Thread-safe: display channels may handle big messages in worker threads."""
+
     def __init__(self, max_bytes: int = DEFAULT_IMAGE_CACHE_BYTES) -> None:
+        self._lock = threading.Lock()
         self.max_bytes = max_bytes
         self.bytes = 0
         self.evictions = 0
@@ -36,13 +40,18 @@ class ImageCache:
         return len(self._items)
 
     def get(self, image_id: int) -> CachedImage | None:
-        item = self._items.get(image_id)
-        if item is not None:
-            self._items.move_to_end(image_id)
-        return item
+        with self._lock:
+            item = self._items.get(image_id)
+            if item is not None:
+                self._items.move_to_end(image_id)
+            return item
 
     def put(self, image_id: int, pixels: np.ndarray, lossy: bool = False) -> None:
-        self.remove(image_id)
+        with self._lock:
+            self._put(image_id, pixels, lossy)
+
+    def _put(self, image_id: int, pixels: np.ndarray, lossy: bool) -> None:
+        self._remove(image_id)
         size = pixels.nbytes
         if size > self.max_bytes:
             return
@@ -54,16 +63,23 @@ class ImageCache:
         self.bytes += size
 
     def remove(self, image_id: int) -> None:
+        with self._lock:
+            self._remove(image_id)
+
+    def _remove(self, image_id: int) -> None:
         old = self._items.pop(image_id, None)
         if old is not None:
             self.bytes -= old.pixels.nbytes
 
     def clear(self) -> None:
-        self._items.clear()
-        self.bytes = 0
+        with self._lock:
+            self._items.clear()
+            self.bytes = 0
 
 
 class PaletteCache:
+    """Small dict operations, atomic under the GIL; no lock needed."""
+
     def __init__(self, max_items: int = MAX_PALETTES) -> None:
         self.max_items = max_items
         self._items: OrderedDict[int, tuple[int, ...]] = OrderedDict()

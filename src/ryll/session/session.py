@@ -41,6 +41,10 @@ CHANNEL_CLASSES: dict[int, type[Channel]] = {
     ChannelType.CURSOR: CursorChannel,
 }
 READ_CHUNK = 256 * 1024
+# Messages at least this big are handled off the event loop (see _channel_loop). 64 KiB is
+# where a decode starts to cost more than a thread hop (~50 us): a QUIC or LZ image of about
+# 100x100 pixels and up.
+OFFLOAD_BYTES = 64 * 1024
 # How long WAIT_FOR_CHANNELS may hold a channel. spice-gtk waits forever; a bounded wait turns a
 # server bug (or a channel we never linked) into a named gap instead of a frozen display.
 WAIT_FOR_CHANNELS_TIMEOUT_S = 10.0
@@ -199,7 +203,14 @@ class Session:
                     )
                 raise ServerClosedError(f"the server closed the {what}")
             for message in channel.feed(data):
-                events = channel.handle(message)
+                if len(message.body) >= OFFLOAD_BYTES:
+                    # A big message means a big decode; the compiled decoders release the GIL,
+                    # so handling it in a worker thread keeps this loop free to answer PINGs
+                    # on every other channel meanwhile. The channel's own messages stay in
+                    # order: this task waits for the result before the next one.
+                    events = await asyncio.to_thread(channel.handle, message)
+                else:
+                    events = channel.handle(message)
                 out = channel.data_to_send()
                 if out:
                     writer.write(out)
