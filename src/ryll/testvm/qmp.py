@@ -75,6 +75,11 @@ class QMPClient:
             self._buf = b""
             try:
                 greeting = self._read_message()
+                # QEMU 7.2 queues events (SPICE_CONNECTED/DISCONNECTED...) on a QMP socket that
+                # nobody has opened yet and may flush them ahead of the greeting: skip them.
+                while "event" in greeting and "QMP" not in greeting:
+                    self.events.append(greeting)
+                    greeting = self._read_message()
                 if "QMP" not in greeting:
                     raise TestVMError(f"unexpected QMP greeting: {greeting!r}")
                 self.greeting = greeting
