@@ -33,7 +33,7 @@ from ryll.protocol.messages import display as msgs
 from ryll.protocol.messages import draw
 from ryll.protocol.messages import stream as smsg
 from ryll.protocol.messages.base import parse_wait_for_channels
-from ryll.render import ops, raster
+from ryll.render import canvas, ops
 from ryll.render.canvas import Region
 from ryll.render.images import ImageUnsupported, codec_name, decode_image
 from ryll.render.mask import MaskUnsupported, decode_mask
@@ -417,8 +417,9 @@ class DisplayChannel(Channel):
         if y0 >= y1 or x0 >= x1:
             return
         src = surface.pixels[y0:y1, x0:x1].copy()
-        raster.blit(surface.pixels, src, box, (sx - x0, sy - y0), d.base.clip_rects)
-        self.drawn = True
+        if canvas.blit(surface.pixels, not surface.has_alpha, box, d.base.clip_rects, src,
+                       x0 + box.left - sx, y0 + box.top - sy):
+            self.drawn = True
 
     # --- video streams ----------------------------------------------------------------------
 
@@ -499,9 +500,10 @@ class DisplayChannel(Channel):
         if dest.width <= 0 or dest.height <= 0:
             return
         if frame.shape[0] != dest.height or frame.shape[1] != dest.width:
-            frame = raster.scale_nearest(frame, dest.width, dest.height)
-        raster.blit(surface.pixels, frame, dest, (0, 0), stream.clip)
-        self.drawn = True
+            frame = canvas.scale_nearest(frame, dest.width, dest.height)
+        if canvas.blit(surface.pixels, not surface.has_alpha, dest, stream.clip, frame,
+                       dest.left, dest.top):
+            self.drawn = True
 
     def _on_stream_clip(self, body: bytes) -> None:
         msg = smsg.parse_stream_clip(body)

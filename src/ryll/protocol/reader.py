@@ -107,8 +107,3 @@ class Reader:
                 f"{self.what}: {what or 'pointer'} offset {offset} outside body of {self._end}"
             )
         return Reader(self._data, offset, self._end, what or self.what)
-
-    def expect_end(self) -> None:
-        """Parsers of fixed-size messages call this; trailing bytes are allowed by SPICE's
-        minor-version rule (newer servers may append fields), so this only exists for tests."""
-        return None

@@ -148,6 +148,30 @@ def source_pixels(region: Region, src: np.ndarray, dx: int, dy: int) -> np.ndarr
     return src[region.top - dy : region.bottom - dy, region.left - dx : region.right - dx]
 
 
+def blit(pixels: np.ndarray, opaque: bool, box: Rect, clip: tuple[Rect, ...] | None,
+         src: np.ndarray, dx: int, dy: int) -> bool:
+    """Unscaled copy of ``src``, whose pixel (0, 0) lands on surface pixel (dx, dy), into the
+    box cut by the clip, the surface and the source (COPY_BITS and stream frames). Returns
+    whether any pixel was written."""
+    h, w = pixels.shape[:2]
+    region = draw_region(box, clip, w, h)
+    sub = source_region(region, src, dx, dy) if region is not None else None
+    if sub is None:
+        return False
+    commit(pixels, sub, source_pixels(sub, src, dx, dy), opaque)
+    return True
+
+
+def scale_nearest(src: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Nearest-neighbour resize to (height, width), sampling pixel centres (stream frames
+    whose size differs from their destination)."""
+    sh, sw = src.shape[:2]
+    ys = ((np.arange(height) * 2 + 1) * sh // (2 * height)).clip(0, sh - 1)
+    xs = ((np.arange(width) * 2 + 1) * sw // (2 * width)).clip(0, sw - 1)
+    # Row gather then column gather: two 1-D takes beat one 2-D fancy index several times over.
+    return np.take(np.take(src, ys, axis=0), xs, axis=1)
+
+
 def tile(region: Region, pattern: np.ndarray, pos_x: int, pos_y: int) -> np.ndarray:
     """A pattern brush over the region's extents: surface pixel (x, y) takes pattern pixel
     ((y - pos_y) mod h, (x - pos_x) mod w), spice_pixman_tile_rect's ``tile_start``."""

@@ -22,7 +22,7 @@ from ryll.channels.base import Channel
 from ryll.channels.context import ChannelContext
 from ryll.channels.cursor import CursorChannel
 from ryll.channels.display import DisplayChannel
-from ryll.channels.events import ChannelsListed, Event, ServerDisconnecting, WaitRequested
+from ryll.channels.events import ChannelsListed, Event, WaitRequested
 from ryll.channels.inputs import InputsChannel
 from ryll.channels.main import MainChannel
 from ryll.errors import LinkError, ProtocolError, RyllError, ServerClosedError
@@ -230,8 +230,6 @@ class Session:
             await self._wait_for(channel, event)
             if event.then is not None:
                 event.then()
-        elif isinstance(event, ServerDisconnecting):
-            pass  # the EOF that follows ends the session with the reason attached
         if self.on_event is not None:
             self.on_event(channel, event)
 
