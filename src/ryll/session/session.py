@@ -84,6 +84,7 @@ class Session:
         self.end: SessionEnd | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: list[asyncio.StreamWriter] = []
+        self._writer_of: dict[int, asyncio.StreamWriter] = {}  # id(channel) -> its writer
         self._done: asyncio.Future[SessionEnd] | None = None
         self._progress = asyncio.Event()
         self._waiters = 0
@@ -158,6 +159,7 @@ class Session:
         channel.server_caps = linked.reply.channel_caps
         self.channels[(cls.channel_type, channel_id)] = LinkedInfo(channel, linked.tls, time.time())
         self._writers.append(linked.writer)
+        self._writer_of[id(channel)] = linked.writer
         log.info("linked %s channel %d%s", channel.name, channel_id, " (TLS)" if linked.tls else "")
         channel.start()
         out = channel.data_to_send()
@@ -184,6 +186,19 @@ class Session:
             log.error("internal error", exc_info=exc)
             err = ProtocolError(f"internal error: {type(exc).__name__}: {exc}")
             self._finish(SessionEnd("error", str(err), err))
+
+    def flush(self, channel: Channel) -> None:
+        """Write what ``channel`` queued outside its own loop (a key press, an agent message).
+        Call from the event loop thread; the channel's loop drains the writer."""
+        out = channel.data_to_send()
+        writer = self._writer_of.get(id(channel))
+        if out and writer is not None and not writer.is_closing():
+            writer.write(out)
+
+    def channel(self, channel_type: int, channel_id: int = 0) -> Channel | None:
+        """The linked channel of that type and id, if any."""
+        info = self.channels.get((channel_type, channel_id))
+        return info.channel if info is not None else None
 
     # --- the per-channel loop -------------------------------------------------------------
 

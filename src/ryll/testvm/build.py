@@ -3,12 +3,18 @@
 The kernel is Debian's current ``linux-image-*-amd64`` (``apt-get download`` + ``dpkg-deb``, no
 install). The initramfs holds ``/init`` (``guest/init.sh``), a static busybox (from
 ``busybox-static``, downloaded the same way, or the host's ``/bin/busybox`` if it is static and
-the download fails) and ``/bin/drawer`` (``guest/drawer.c`` compiled with ``gcc -static``). It is
-written in Python as a ``newc`` cpio archive, gzip-compressed, with fixed timestamps, so the same
-inputs give the same bytes.
+the download fails), one program ``/bin/<name>`` per ``guest/<name>.c`` (compiled with
+``gcc -static``; ``drawer`` is the one ``/init`` runs) and the kernel modules the guest needs for
+input devices, the agent's virtio-serial port and the QXL DRM driver (``GUEST_MODULES`` and their
+dependencies, read from each module's ``.modinfo``). It is written in Python as a ``newc`` cpio
+archive, gzip-compressed, with fixed timestamps, so the same inputs give the same bytes.
 
-A stamp file records the inputs (kernel package, hashes of drawer.c, init.sh and busybox, and the
-build format); a second call with unchanged inputs only checks the stamp. A lock file makes
+Modules: ``/lib/modules/<name>.ko`` and ``/lib/modules/<name>.deps``, the module files to
+``insmod`` in order (dependencies first) to load ``<name>``. ``/init`` loads ``BOOT_MODULES``
+at boot and more on request (``ryll.load=qxl,...`` on the kernel command line).
+
+A stamp file records the inputs (kernel package, hashes of the guest sources, init.sh and
+busybox, and the build format); a second call with unchanged inputs only checks the stamp. A lock file makes
 concurrent callers (pytest-xdist workers) wait for each other instead of racing.
 """
 
@@ -22,6 +28,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import stat
 import struct
 import subprocess
@@ -38,13 +45,26 @@ from ryll.testvm.errors import TestVMError
 log = logging.getLogger("ryll.testvm")
 
 #: Bump when the way artifacts are built changes, so old caches are rebuilt.
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2
 #: The Debian metapackage that names the current kernel.
 KERNEL_METAPACKAGE = "linux-image-amd64"
 CACHE_ENV = "RYLL_TESTVM_CACHE"
 #: Overrides the kernel package (e.g. "linux-image-6.1.0-56-amd64") instead of asking apt-cache.
 KERNEL_ENV = "RYLL_TESTVM_KERNEL_PACKAGE"
 GCC_FLAGS = ("-static", "-O2", "-s", "-Wall")
+#: Kernel modules (by module name) shipped in the initramfs, with their dependencies: input
+#: (evdev; a PS/2 mouse for server mouse mode; USB host controllers + HID for a usb-tablet in
+#: client mode), the agent's virtio-serial port, and the QXL DRM driver (cursor commands).
+GUEST_MODULES = (
+    "evdev", "psmouse", "uhci_hcd", "ehci_pci", "xhci_pci", "usbhid", "hid_generic",
+    "virtio_pci", "virtio_console", "qxl",
+)
+#: Loaded by /init at every boot (written to /lib/modules/boot.list). qxl is not: it takes the
+#: QXL device out of VGA mode, so only scenes that ask for it (ryll.load=qxl) load it.
+BOOT_MODULES = (
+    "evdev", "psmouse", "uhci_hcd", "ehci_pci", "xhci_pci", "usbhid", "hid_generic",
+    "virtio_pci", "virtio_console",
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,16 @@ def guest_source(name: str) -> bytes:
     return resources.files("ryll.testvm").joinpath("guest", name).read_bytes()
 
 
+def guest_programs() -> dict[str, bytes]:
+    """Every ``guest/<name>.c``: program name -> source."""
+    guest = resources.files("ryll.testvm").joinpath("guest")
+    return {
+        entry.name[:-2]: entry.read_bytes()
+        for entry in guest.iterdir()
+        if entry.name.endswith(".c")
+    }
+
+
 def ensure_artifacts(cache_dir: Path | None = None) -> Artifacts:
     """Returns the kernel and initramfs, building them first if the inputs changed.
 
@@ -88,17 +118,20 @@ def _ensure(cache: Path) -> Artifacts:
     old = _read_stamp(stamp_path)
 
     package = _kernel_package(old)
-    drawer_src = guest_source("drawer.c")
+    programs = guest_programs()
     init_src = guest_source("init.sh")
-    wanted = {
+    wanted: dict[str, object] = {
         "format": BUILD_FORMAT,
         "kernel_package": package,
-        "drawer_sha256": _sha256(drawer_src),
+        "programs_sha256": {name: _sha256(src) for name, src in sorted(programs.items())},
         "init_sha256": _sha256(init_src),
         "gcc_flags": list(GCC_FLAGS),
+        "modules": list(GUEST_MODULES),
+        "boot_modules": list(BOOT_MODULES),
     }
 
     kernel = _ensure_kernel(cache, package)
+    modules = _ensure_modules(cache, package)
     busybox = _ensure_busybox(cache)
     wanted["busybox_sha256"] = _sha256(busybox.read_bytes())
 
@@ -107,8 +140,8 @@ def _ensure(cache: Path) -> Artifacts:
         return Artifacts(kernel=kernel, initrd=initrd, kernel_package=package)
 
     log.info("building test VM initramfs in %s", cache)
-    drawer = _compile_drawer(cache, drawer_src)
-    image = _initramfs(init_src, busybox.read_bytes(), drawer.read_bytes())
+    binaries = {name: _compile(cache, name, src).read_bytes() for name, src in programs.items()}
+    image = _initramfs(init_src, busybox.read_bytes(), binaries, modules)
     _write_atomic(initrd, image)
     _write_atomic(stamp_path, (json.dumps(wanted, indent=2, sort_keys=True) + "\n").encode())
     log.info("test VM initramfs: %s (%d bytes)", initrd, len(image))
@@ -165,6 +198,83 @@ def _ensure_kernel(cache: Path, package: str) -> Path:
     return vmlinuz
 
 
+def _ensure_modules(cache: Path, package: str) -> dict[str, bytes]:
+    """The initramfs's /lib/modules files: ``<name>.ko`` for GUEST_MODULES and everything they
+    depend on, ``<name>.deps`` (the .ko files to insmod for ``<name>``, dependencies first) and
+    ``boot.list``. Cached next to the kernel; two passes over the .deb (read every module's
+    .modinfo, then extract the closure) keep memory at the size of what is kept."""
+    mdir = cache / "kernel" / package / f"modules-{_sha256(' '.join(GUEST_MODULES).encode())[:12]}"
+    if not (mdir / "boot.list").is_file():
+        log.info("extracting kernel modules from %s", package)
+        with tempfile.TemporaryDirectory(dir=cache, prefix="dl-") as tmp:
+            deb = _apt_download(package, Path(tmp))
+            index: dict[str, tuple[str, list[str]]] = {}  # module name -> (path, depends)
+
+            def note(name: str, data: bytes) -> None:
+                info = modinfo(data)
+                # The kernel treats "-" and "_" in module names alike; .modinfo mixes them.
+                mod = info.get("name", [Path(name).stem])[0].replace("-", "_")
+                deps = [
+                    d.replace("-", "_")
+                    for d in ",".join(info.get("depends", [])).split(",") if d
+                ]
+                index[mod] = (name, deps)
+
+            _scan_deb(deb, lambda n: n.endswith(".ko"), note)
+            order: dict[str, list[str]] = {}
+
+            def closure(mod: str, seen: list[str], stack: tuple[str, ...] = ()) -> None:
+                if mod in seen or mod in stack:
+                    return
+                if mod not in index:
+                    raise TestVMError(f"{package} has no kernel module {mod!r}")
+                for dep in index[mod][1]:
+                    closure(dep, seen, (*stack, mod))
+                seen.append(mod)
+
+            for mod in GUEST_MODULES:
+                order[mod] = []
+                closure(mod, order[mod])
+            wanted = {index[m][0]: m for mods in order.values() for m in mods}
+            found = _extract_from_deb(deb, lambda n: n in wanted)
+            staging = Path(tmp) / "modules"
+            staging.mkdir()
+            for path, data in found:
+                (staging / f"{wanted[path]}.ko").write_bytes(data)
+            for mod, mods in order.items():
+                (staging / f"{mod}.deps").write_text("".join(f"{m}.ko\n" for m in mods))
+            (staging / "boot.list").write_text("".join(f"{m}\n" for m in BOOT_MODULES))
+            if mdir.exists():
+                shutil.rmtree(mdir)
+            os.replace(staging, mdir)
+    return {p.name: p.read_bytes() for p in sorted(mdir.iterdir())}
+
+
+def modinfo(data: bytes) -> dict[str, list[str]]:
+    """The key=value strings of an ELF64 kernel module's ``.modinfo`` section."""
+    if data[:5] != b"\x7fELF\x02":
+        raise TestVMError("not an ELF64 kernel module")
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+
+    def section(i: int) -> tuple[int, int, int]:
+        name, _t, _f, _a, off, size = struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize)
+        return name, off, size
+
+    _n, stroff, _s = section(shstrndx)
+    out: dict[str, list[str]] = {}
+    for i in range(shnum):
+        name, off, size = section(i)
+        end = data.index(b"\0", stroff + name)
+        if data[stroff + name:end] != b".modinfo":
+            continue
+        for item in data[off:off + size].split(b"\0"):
+            key, sep, value = item.decode(errors="replace").partition("=")
+            if sep:
+                out.setdefault(key, []).append(value)
+    return out
+
+
 def _ensure_busybox(cache: Path) -> Path:
     bdir = cache / "busybox"
     target = bdir / "busybox"
@@ -209,6 +319,16 @@ def _apt_download(package: str, dest: Path) -> Path:
 
 def _extract_from_deb(deb: Path, want: Callable[[str], bool]) -> list[tuple[str, bytes]]:
     """Regular files of the .deb's data whose path (without "./") satisfies ``want``."""
+    found: list[tuple[str, bytes]] = []
+    _scan_deb(deb, want, lambda name, data: found.append((name, data)))
+    return found
+
+
+def _scan_deb(
+    deb: Path, want: Callable[[str], bool], visit: Callable[[str, bytes], None]
+) -> None:
+    """Calls ``visit(path, data)`` for each regular file of the .deb whose path (without "./")
+    satisfies ``want``."""
     try:
         proc = subprocess.Popen(
             ["dpkg-deb", "--fsys-tarfile", str(deb)],
@@ -217,7 +337,6 @@ def _extract_from_deb(deb: Path, want: Callable[[str], bool]) -> list[tuple[str,
         )
     except FileNotFoundError as exc:
         raise TestVMError("dpkg-deb not found: `apt-get install dpkg`") from exc
-    found: list[tuple[str, bytes]] = []
     assert proc.stdout is not None
     try:
         with tarfile.open(fileobj=proc.stdout, mode="r|*") as tar:
@@ -226,7 +345,7 @@ def _extract_from_deb(deb: Path, want: Callable[[str], bool]) -> list[tuple[str,
                 if member.isfile() and want(name):
                     f = tar.extractfile(member)
                     assert f is not None
-                    found.append((name, f.read()))
+                    visit(name, f.read())
     except tarfile.TarError as exc:
         raise TestVMError(f"cannot read {deb.name}: {exc}") from exc
     finally:
@@ -235,14 +354,13 @@ def _extract_from_deb(deb: Path, want: Callable[[str], bool]) -> list[tuple[str,
         rc = proc.wait()
     if rc != 0:
         raise TestVMError(f"dpkg-deb --fsys-tarfile {deb.name} failed ({rc}): {stderr.strip()}")
-    return found
 
 
-def _compile_drawer(cache: Path, source: bytes) -> Path:
+def _compile(cache: Path, name: str, source: bytes) -> Path:
     bdir = cache / "build"
     bdir.mkdir(parents=True, exist_ok=True)
-    src = bdir / "drawer.c"
-    out = bdir / "drawer"
+    src = bdir / f"{name}.c"
+    out = bdir / name
     src.write_bytes(source)
     log.info("compiling %s", src)
     try:
@@ -286,7 +404,9 @@ def _cpio_entry(
     return out
 
 
-def _initramfs(init: bytes, busybox: bytes, drawer: bytes) -> bytes:
+def _initramfs(
+    init: bytes, busybox: bytes, programs: dict[str, bytes], modules: dict[str, bytes]
+) -> bytes:
     entries: list[tuple[str, int, bytes, tuple[int, int]]] = []
     for d in (
         "bin",
@@ -300,6 +420,8 @@ def _initramfs(init: bytes, busybox: bytes, drawer: bytes) -> bytes:
         "tmp",
         "run",
         "etc",
+        "lib",
+        "lib/modules",
     ):
         entries.append((d, stat.S_IFDIR | 0o755, b"", (0, 0)))
     entries += [
@@ -310,8 +432,11 @@ def _initramfs(init: bytes, busybox: bytes, drawer: bytes) -> bytes:
         ("init", stat.S_IFREG | 0o755, init, (0, 0)),
         ("bin/busybox", stat.S_IFREG | 0o755, busybox, (0, 0)),
         ("bin/sh", stat.S_IFLNK | 0o777, b"busybox", (0, 0)),
-        ("bin/drawer", stat.S_IFREG | 0o755, drawer, (0, 0)),
     ]
+    for name in sorted(programs):
+        entries.append((f"bin/{name}", stat.S_IFREG | 0o755, programs[name], (0, 0)))
+    for name in sorted(modules):
+        entries.append((f"lib/modules/{name}", stat.S_IFREG | 0o644, modules[name], (0, 0)))
     raw = io.BytesIO()
     for ino, (name, mode, data, rdev) in enumerate(entries, start=1):
         raw.write(_cpio_entry(name, mode, data, ino=ino, rdev=rdev))

@@ -83,6 +83,8 @@ class TestVM:
         workdir: Path | str | None = None,
         memory_mb: int = 256,
         extra_spice: str = "",
+        usb_tablet: bool = False,
+        agent_port: bool = False,
         extra_args: Sequence[str] = (),
         artifacts: Artifacts | None = None,
         cache_dir: Path | None = None,
@@ -102,6 +104,10 @@ class TestVM:
         workdir: where the QMP socket, serial log, QEMU log and password file go (a temporary
             directory, removed at ``stop()``, by default).
         extra_spice: appended to the ``-spice`` option string (",key=value,...").
+        usb_tablet: add a USB tablet (absolute pointer), which lets the server offer client
+            mouse mode; without it the guest has a PS/2 mouse only (server mode).
+        agent_port: add the virtio-serial port ``com.redhat.spice.0`` wired to SPICE's vdagent
+            channel, where a guest agent (``guest/agent.c``) talks to the client.
         extra_args: appended to QEMU's command line.
         """
         if vga not in VGAS:
@@ -122,6 +128,8 @@ class TestVM:
         self.jpeg_wan_compression = jpeg_wan_compression
         self.memory_mb = memory_mb
         self.extra_spice = extra_spice
+        self.usb_tablet = usb_tablet
+        self.agent_port = agent_port
         self.extra_args = list(extra_args)
         self.qemu_binary = qemu
         self._artifacts = artifacts
@@ -389,6 +397,14 @@ class TestVM:
         ):
             if value is not None:
                 spice.append(f"{name}={value}")
+        if self.usb_tablet:
+            extra += ["-usb", "-device", "usb-tablet"]
+        if self.agent_port:
+            extra += [
+                "-device", "virtio-serial-pci",
+                "-chardev", "spicevmc,id=vdagent,name=vdagent",
+                "-device", "virtserialport,chardev=vdagent,name=com.redhat.spice.0",
+            ]
         spice_opt = ",".join(spice)
         if self.extra_spice:
             spice_opt += "," + self.extra_spice.lstrip(",")

@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # /init of ryll's test VM initramfs (PID 1; must never exit, or the kernel panics).
 #
-# Mounts the pseudo file systems, turns every "ryll.KEY=VALUE" word of the kernel command line
+# Mounts the pseudo file systems, loads the kernel modules, turns every "ryll.KEY=VALUE" word of the kernel command line
 # into a "KEY=VALUE" argument of /bin/drawer, and runs it with its output on the serial port.
 
 /bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin
@@ -16,9 +16,26 @@ out=/dev/console
 [ -c /dev/ttyS0 ] && out=/dev/ttyS0
 exec </dev/null >"$out" 2>&1
 
+# load NAME: insmod NAME's module and its dependencies (see build.py); already-loaded ones and
+# ones whose hardware is absent fail quietly.
+load() {
+    for ko in $(cat "/lib/modules/$1.deps" 2>/dev/null); do
+        insmod "/lib/modules/$ko" 2>/dev/null
+    done
+}
+for mod in $(cat /lib/modules/boot.list); do
+    load "$mod"
+done
+
+# ryll.load=a,b loads more modules (e.g. qxl); every other ryll.KEY=VALUE goes to the drawer.
 args=""
 for word in $(cat /proc/cmdline); do
     case "$word" in
+        ryll.load=*)
+            for mod in $(echo "${word#ryll.load=}" | tr , ' '); do
+                load "$mod"
+                echo "ryll: loaded $mod"
+            done ;;
         ryll.*=*) args="$args ${word#ryll.}" ;;
     esac
 done
