@@ -26,7 +26,7 @@ from ryll.testvm import (
     port_is_open,
     subject_string,
 )
-from ryll.testvm.build import _initramfs, _is_static_elf, guest_source
+from ryll.testvm.build import _initramfs, _is_static_elf, guest_source, modinfo
 
 HAVE_QEMU = shutil.which("qemu-system-x86_64") is not None
 needs_qemu = pytest.mark.skipif(
@@ -116,15 +116,46 @@ def _read_newc(data: bytes) -> dict[str, tuple[int, bytes]]:
 
 
 def test_initramfs_layout() -> None:
-    image = gzip.decompress(_initramfs(b"#!/bin/sh\n", b"BUSYBOX", b"DRAWER"))
+    image = gzip.decompress(_initramfs(
+        b"#!/bin/sh\n", b"BUSYBOX", {"drawer": b"DRAWER", "agent": b"AGENT"},
+        {"evdev.ko": b"KO", "evdev.deps": b"evdev.ko\n"},
+    ))
     files = _read_newc(image)
     assert files["init"] == (0o100755, b"#!/bin/sh\n")
     assert files["bin/busybox"][1] == b"BUSYBOX"
-    assert files["bin/drawer"][1] == b"DRAWER"
+    assert files["bin/drawer"] == (0o100755, b"DRAWER")
+    assert files["bin/agent"] == (0o100755, b"AGENT")
+    assert files["lib/modules/evdev.ko"] == (0o100644, b"KO")
+    assert files["lib/modules/evdev.deps"][1] == b"evdev.ko\n"
     assert files["bin/sh"] == (0o120777, b"busybox")
     assert files["dev/console"][0] == 0o020600
     # Same inputs, same bytes (fixed timestamps).
-    assert _initramfs(b"a", b"b", b"c") == _initramfs(b"a", b"b", b"c")
+    assert _initramfs(b"a", b"b", {"c": b"c"}, {}) == _initramfs(b"a", b"b", {"c": b"c"}, {})
+
+
+def test_modinfo_reads_a_built_module() -> None:
+    """An ELF64 object with a .modinfo section, built by the host's gcc: exactly what the
+    kernel's modpost leaves in a .ko (NUL-separated key=value strings)."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc missing")
+    import subprocess
+    import tempfile
+
+    src = (
+        'const char a[] __attribute__((section(".modinfo"), used)) = '
+        '"name=fake_mod\\0depends=drm,ttm\\0license=GPL";\n'
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        c = Path(tmp) / "m.c"
+        c.write_text(src)
+        subprocess.run([gcc, "-c", "-o", str(Path(tmp) / "m.o"), str(c)], check=True)
+        info = modinfo((Path(tmp) / "m.o").read_bytes())
+    assert info["name"] == ["fake_mod"]
+    assert info["depends"] == ["drm,ttm"]
+    assert info["license"] == ["GPL"]
+    with pytest.raises(TestVMError):
+        modinfo(b"not elf")
 
 
 def test_guest_sources_are_shipped() -> None:
@@ -214,6 +245,13 @@ def test_build_is_idempotent_and_fast(artifacts) -> None:  # type: ignore[no-unt
     assert time.monotonic() - t0 < 5.0
     assert again == artifacts
     assert again.initrd.stat().st_mtime_ns == mtime  # not rebuilt
+    files = _read_newc(gzip.decompress(artifacts.initrd.read_bytes()))
+    qxl = files["lib/modules/qxl.deps"][1].decode().split()
+    assert qxl[-1] == "qxl.ko" and qxl.index("drm.ko") < qxl.index("drm_kms_helper.ko")
+    for ko in qxl:
+        assert f"lib/modules/{ko}" in files
+    assert b"virtio_console" in files["lib/modules/boot.list"][1]
+    assert b"qxl" not in files["lib/modules/boot.list"][1]
 
 
 @pytest.mark.e2e

@@ -14,8 +14,8 @@ Modules: ``/lib/modules/<name>.ko`` and ``/lib/modules/<name>.deps``, the module
 at boot and more on request (``ryll.load=qxl,...`` on the kernel command line).
 
 A stamp file records the inputs (kernel package, hashes of the guest sources, init.sh and
-busybox, and the build format); a second call with unchanged inputs only checks the stamp. A lock file makes
-concurrent callers (pytest-xdist workers) wait for each other instead of racing.
+busybox, and the build format); a second call with unchanged inputs only checks the stamp. A lock
+file makes concurrent callers (pytest-xdist workers) wait for each other instead of racing.
 """
 
 from __future__ import annotations
