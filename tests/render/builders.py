@@ -65,8 +65,14 @@ class Image:
     height: int = 0
     surface_id: int = 0
     palette: list[int] = field(default_factory=list)
+    payload: bytes = b""  # the compressed data of QUIC / LZ_RGB / GLZ_RGB / LZ4 / JPEG images
 
     def encode(self, at: int) -> bytes:
+        if self.type in (ImageType.QUIC, ImageType.LZ_RGB, ImageType.GLZ_RGB, ImageType.JPEG,
+                         ImageType.LZ4):
+            # spice.proto: BinaryData, a u32 size then the bytes.
+            return struct.pack("<QBBII", self.image_id, self.type, self.flags, self.width,
+                               self.height) + struct.pack("<I", len(self.payload)) + self.payload
         if self.type == ImageType.SURFACE:
             return struct.pack("<QBBII", self.image_id, self.type, self.flags, self.width,
                                self.height) + struct.pack("<I", self.surface_id)
@@ -246,4 +252,29 @@ def draw_text(box: Rect, string_flags: int, glyphs: list[bytes], back_area: Rect
     brush(b, fore_color, fore_pattern, fore_pos)
     brush(b, back_color)
     b.pack("HH", fore_mode, back_mode)
+    return b.build()
+
+
+def draw_composite(box: Rect, flags: int, src: Image | None, mask: Image | None = None,
+                   src_transform: tuple[int, ...] | None = None,
+                   mask_transform: tuple[int, ...] | None = None,
+                   src_origin: tuple[int, int] = (0, 0), mask_origin: tuple[int, int] = (0, 0),
+                   clip: list[Rect] | None = None, surface_id: int = 0) -> bytes:
+    """spice.proto DRAW_COMPOSITE: base, flags, src_bitmap, then the mask pointer only with
+    HAS_MASK (bit 19), each Transform (6 x u32, 16.16 fixed) only with HAS_SRC_TRANSFORM
+    (bit 20) / HAS_MASK_TRANSFORM (bit 21), then src_origin and mask_origin (Point16)."""
+    b = Body()
+    base(b, box, clip, surface_id)
+    b.pack("I", flags)
+    b.pointer(src)
+    if flags & (1 << 19):
+        b.pointer(mask)
+    if flags & (1 << 20):
+        assert src_transform is not None
+        b.pack("6i", *src_transform)
+    if flags & (1 << 21):
+        assert mask_transform is not None
+        b.pack("6i", *mask_transform)
+    b.pack("2h", *src_origin)
+    b.pack("2h", *mask_origin)
     return b.build()

@@ -73,11 +73,14 @@ def test_mask_of_a_colour_format_is_a_decode_failure() -> None:
     assert (ch.surfaces[0].pixels == before).all()
 
 
-def test_mask_from_a_surface_is_a_named_gap() -> None:
+def test_mask_from_a_missing_surface_is_a_decode_failure() -> None:
+    # (SURFACE masks that exist are drawn: tests/channels/test_display_formats.py.)
     ch, ctx = channel()
+    before = ch.surfaces[0].pixels.copy()
     send(ch, DisplayServer.DRAW_WHITENESS, B.draw_mask_only(
-        (0, 0, 4, 4), mask=B.Image(type=ImageType.SURFACE, surface_id=0)))
-    assert ctx.gaps.counts() == {"display:unimpl:qmask_surface": 1}
+        (0, 0, 4, 4), mask=B.Image(type=ImageType.SURFACE, surface_id=7)))
+    assert ctx.gaps.counts() == {"display:decode_failure:qmask:no_surface": 1}
+    assert (ch.surfaces[0].pixels == before).all()
 
 
 def test_missing_cached_mask_is_a_decode_failure() -> None:
@@ -138,24 +141,3 @@ def test_random_geometry_never_raises() -> None:
         assert ch.surfaces[0].pixels.shape == (H, W, 4)
         assert all(k.startswith("display:") for k in ctx.gaps.counts())
 
-
-def test_unrendered_draws_name_their_gap() -> None:
-    ch, ctx = channel()
-    # STROKE: one segment of two points, no style, solid brush.
-    b = B.Body()
-    B.base(b, (0, 0, 4, 4))
-    b.pointer(struct.pack("<IBI4i", 1, 3, 2, 0, 0, 16 * 3, 16 * 3))
-    b.pack("B", 0)
-    B.brush(b, color=0xFFFFFF)
-    b.pack("HH", Ropd.OP_PUT, Ropd.OP_PUT)
-    send(ch, DisplayServer.DRAW_STROKE, b.build())
-    assert ctx.gaps.counts() == {"display:unimpl:draw_stroke": 1}
-    # COMPOSITE (flags: op OVER = 3, no mask, no transforms): source decoded, then the gap.
-    b = B.Body()
-    B.base(b, (0, 0, 4, 4))
-    b.pack("I", 3)
-    b.pointer(B.Image(image(1, 4, 4), image_id=8, flags=1))
-    b.pack("4h", 0, 0, 0, 0)
-    send(ch, DisplayServer.DRAW_COMPOSITE, b.build())
-    assert ctx.gaps.counts()["display:unimpl:draw_composite"] == 1
-    assert ctx.display_shared.images.get(8) is not None

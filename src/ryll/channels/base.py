@@ -11,6 +11,7 @@ gap. Subclasses declare ``handlers``: opcode -> method, one branch per message.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,10 @@ class Channel:
         self._framer = MessageFramer(mini_header)
         self._writer = MessageWriter(mini_header)
         self._out: list[bytes] = []
+        # Messages are queued by the channel's own handling (which may run in a worker thread
+        # for big messages) and by callers on the event loop (a key press, an agent message);
+        # the lock keeps serial numbers, queue order and the hand-over to the writer whole.
+        self._out_lock = threading.Lock()
         self._events: list[Event] = []
         self.stats = ChannelStats()
         self.ack_window = 0
@@ -132,15 +137,16 @@ class Channel:
     def send(self, opcode: int, body: bytes = b"") -> None:
         if self.ctx.tap is not None:
             self.ctx.tap(self.channel_type, self.channel_id, "out", opcode, body)
-        data = self._writer.build(opcode, body)
-        self._out.append(data)
-        self.stats.messages_out += 1
-        self.stats.bytes_out += len(data)
+        with self._out_lock:
+            data = self._writer.build(opcode, body)
+            self._out.append(data)
+            self.stats.messages_out += 1
+            self.stats.bytes_out += len(data)
 
     def data_to_send(self) -> bytes:
-        data = b"".join(self._out)
-        self._out.clear()
-        return data
+        with self._out_lock:
+            out, self._out = self._out, []
+        return b"".join(out)
 
     def emit(self, event: Event) -> None:
         self._events.append(event)

@@ -1,12 +1,29 @@
-"""The cursor channel: position, visibility, trail; cursor shapes are named gaps until the
-cursor image decoder lands (input issue)."""
+"""The cursor channel (spice-gtk ``channel-cursor.c``): the pointer's shape, position and
+visibility as the server draws it, and the cursor cache.
+
+State a front end reads: ``x``, ``y`` (the hotspot's position on the display, in pixels),
+``visible``, and ``shape`` (a ``render.cursor.CursorImage``: ``.rgba`` (H, W, 4) uint8 straight
+alpha, ``.hot_x``, ``.hot_y``, ``.type``; None when there is no cursor). The cursor's top-left
+corner is at ``(x - shape.hot_x, y - shape.hot_y)``.
+
+Rules, from spice-gtk and spice-server:
+- INIT and RESET clear the cache; RESET also forgets the shape and hides the cursor.
+- SET with the NONE flag, or whose shape cannot be decoded (a named gap
+  ``cursor:decode_failure:<type>:<reason>``), leaves no shape and hides the cursor.
+- SET's and INIT's ``visible`` are honoured (spice-gtk ignores SET's); MOVE shows the cursor
+  again after HIDE, as spice-server's own cursor state does (QXL_CURSOR_MOVE sets visible).
+- FROM_CACHE of an id the cache does not hold is ``cursor:decode_failure:<type>:not_cached``.
+- TRAIL is recorded only (spice-gtk does not draw trails either).
+"""
 
 from __future__ import annotations
 
 from ryll.channels.base import Channel
 from ryll.channels.context import ChannelContext
-from ryll.protocol.constants import ChannelType, CursorServer
+from ryll.protocol.constants import ChannelType, CursorFlags, CursorServer
 from ryll.protocol.messages import cursor as msgs
+from ryll.render.cursor import CursorCache, CursorDecodeError, CursorImage, cursor_type_name
+from ryll.render.cursor import decode_cursor as decode_cursor_image
 
 
 class CursorChannel(Channel):
@@ -17,31 +34,70 @@ class CursorChannel(Channel):
         self.x = self.y = 0
         self.visible = False
         self.trail = (0, 0)
-        self.shape: msgs.CursorShape | None = None
+        self.shape: CursorImage | None = None
+        self.cache = CursorCache()
+        self.shapes_decoded = 0
+        self.cache_hits = 0
 
-    def _shape(self, opcode: int, shape: msgs.CursorShape, body: bytes) -> None:
-        self.shape = shape
-        if shape.header is not None:
-            self.unimplemented(opcode, body)
+    # --- shapes ---------------------------------------------------------------------------
+
+    def _decode(self, shape: msgs.CursorShape, body: bytes) -> CursorImage | None:
+        """The image ``shape`` describes (decoded, or from the cache); None for NONE or on a
+        failure, which is registered as a gap."""
+        if shape.flags & CursorFlags.NONE or shape.header is None:
+            return None
+        hdr = shape.header
+        kind = cursor_type_name(hdr.type)
+        if shape.flags & CursorFlags.FROM_CACHE:
+            image = self.cache.get(hdr.unique)
+            if image is None:
+                self.ctx.gaps.register(
+                    f"{self.name}:decode_failure:{kind}:not_cached",
+                    f"FROM_CACHE of cursor {hdr.unique:#x}, which is not in the cache",
+                    body, self.state(),
+                )
+                return None
+            self.cache_hits += 1
+            return image
+        try:
+            image = decode_cursor_image(
+                hdr.type, hdr.width, hdr.height, hdr.hot_x, hdr.hot_y, shape.data, hdr.unique
+            )
+        except CursorDecodeError as exc:
+            self.ctx.gaps.register(
+                f"{self.name}:decode_failure:{kind}:{exc.reason}", str(exc), body, self.state()
+            )
+            return None
+        self.shapes_decoded += 1
+        if shape.flags & CursorFlags.CACHE_ME:
+            self.cache.put(hdr.unique, image)
+        return image
+
+    # --- handlers -------------------------------------------------------------------------
 
     def _on_init(self, body: bytes) -> None:
         init = msgs.parse_init(body)
-        self.x, self.y, self.visible = init.x, init.y, bool(init.visible)
+        self.cache.clear()
+        self.x, self.y = init.x, init.y
         self.trail = (init.trail_length, init.trail_frequency)
-        self._shape(CursorServer.INIT, init.cursor, body)
+        self.shape = self._decode(init.cursor, body)
+        self.visible = bool(init.visible) and self.shape is not None
 
     def _on_set(self, body: bytes) -> None:
         cur = msgs.parse_set(body)
-        self.x, self.y, self.visible = cur.x, cur.y, bool(cur.visible)
-        self._shape(CursorServer.SET, cur.cursor, body)
+        self.x, self.y = cur.x, cur.y
+        self.shape = self._decode(cur.cursor, body)
+        self.visible = bool(cur.visible) and self.shape is not None
 
     def _on_move(self, body: bytes) -> None:
         self.x, self.y = msgs.parse_move(body)
+        self.visible = self.shape is not None
 
     def _on_hide(self, body: bytes) -> None:
         self.visible = False
 
     def _on_reset(self, body: bytes) -> None:
+        self.cache.clear()
         self.visible = False
         self.shape = None
 
@@ -50,14 +106,30 @@ class CursorChannel(Channel):
         self.trail = (t.length, t.frequency)
 
     def _on_inval_one(self, body: bytes) -> None:
-        msgs.parse_inval_one(body)
+        self.cache.remove(msgs.parse_inval_one(body))
 
     def _on_inval_all(self, body: bytes) -> None:
-        return
+        self.cache.clear()
+
+    # --- state ----------------------------------------------------------------------------
+
+    def cursor_state(self) -> dict[str, object]:
+        """Position, visibility, shape and cache: the summary JSON's ``cursor`` section."""
+        return {
+            "channel_id": self.channel_id,
+            "x": self.x,
+            "y": self.y,
+            "visible": self.visible,
+            "shape": self.shape.as_dict() if self.shape is not None else None,
+            "trail": list(self.trail),
+            "shapes_decoded": self.shapes_decoded,
+            "cache_hits": self.cache_hits,
+            "cache": self.cache.as_dict(),
+        }
 
     def state(self) -> dict[str, object]:
         data = super().state()
-        data.update(x=self.x, y=self.y, visible=self.visible, trail=list(self.trail))
+        data.update(self.cursor_state())
         return data
 
 

@@ -1,46 +1,63 @@
 """The display channel: surfaces and their pixels, draws, caches, monitors, marks.
 
 This module owns the display channel's protocol state and drives the render layer. A draw
-whose sub-feature is not rendered yet (DRAW_STROKE, DRAW_COMPOSITE, vector glyphs, an image
-codec without a decoder) registers ``display:unimpl:<detail>``; a payload that fails to decode
-registers ``display:decode_failure:<codec>:<reason>``; messages with no renderer at all
-register ``display:unimpl:<message>``. None of them stops the channel.
+whose sub-feature is not rendered yet (a DRAW_COMPOSITE op or filter outside
+``render.composite``, vector glyphs, an image codec without a decoder) registers
+``display:unimpl:<detail>``; a payload that fails to decode registers
+``display:decode_failure:<codec>:<reason>``; messages with no renderer at all register
+``display:unimpl:<message>``. None of them stops the channel.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 
 from ryll.channels.base import Channel, Handler
 from ryll.channels.context import ChannelContext
-from ryll.channels.events import DisplayMarked, SurfaceCreated, SurfaceDestroyed, WaitRequested
+from ryll.channels.events import (
+    DecodeDeferred,
+    DisplayMarked,
+    Event,
+    SurfaceCreated,
+    SurfaceDestroyed,
+    WaitRequested,
+)
+from ryll.codecs.glz import GlzWaitNeeded
 from ryll.errors import DecodeError, ProtocolError
 from ryll.protocol.constants import (
+    BitmapFmt,
     BrushType,
     ChannelType,
+    CompositeFlags,
     DisplayCap,
     DisplayClient,
     DisplayServer,
     ImageCompression,
+    ImageType,
     ResourceType,
+    SurfaceFmt,
     VideoCodecType,
 )
+from ryll.protocol.framing import Message
 from ryll.protocol.link import has_cap
 from ryll.protocol.messages import display as msgs
 from ryll.protocol.messages import draw
 from ryll.protocol.messages import stream as smsg
 from ryll.protocol.messages.base import parse_wait_for_channels
+from ryll.protocol.reader import Reader
 from ryll.render import canvas, ops
 from ryll.render.canvas import Region
+from ryll.render.composite import CompositeUnsupported, Picture, composite
 from ryll.render.images import ImageUnsupported, codec_name, decode_image
-from ryll.render.mask import MaskUnsupported, decode_mask
+from ryll.render.mask import MaskUnsupported, decode_mask, surface_bits
 from ryll.render.rop import RopInput, SpiceRop, ropd_to_rop
 from ryll.render.streams import MAX_STREAM_ID, MAX_STREAMS, Stream, StreamTable
 from ryll.render.streams import codec_name as video_codec_name
-from ryll.render.surface import Surface
+from ryll.render.stroke import put_stroke
+from ryll.render.surface import Surface, as_format
 from ryll.render.text import put_text
 from ryll.video import available_codecs, make_decoder
 
@@ -63,8 +80,12 @@ class DisplayChannel(Channel):
     # CODEC_* caps only for the codecs whose decoder opens here (ryll.video.available_codecs):
     # with MULTI_CODEC the server picks among exactly those (spice-server
     # dcc_get_preferred_video_codec_for_client ...); any other stream is reported unsupported.
+    # COMPOSITE and A8_SURFACE as spice-gtk (display_channel_init sets both unconditionally):
+    # DRAW_COMPOSITE is rendered by render.composite, 8_A surfaces hold alpha (render.surface).
     channel_caps = (
         DisplayCap.MONITORS_CONFIG,
+        DisplayCap.COMPOSITE,
+        DisplayCap.A8_SURFACE,
         DisplayCap.LZ4_COMPRESSION,
         DisplayCap.PREF_COMPRESSION,
         DisplayCap.SIZED_STREAM,
@@ -82,6 +103,29 @@ class DisplayChannel(Channel):
         self.resets = 0
         self.drawn = False  # any pixel changed since the front end last looked
         self.streams = StreamTable()
+
+    def _dispatch(self, message: Message) -> None:
+        try:
+            super()._dispatch(message)
+        except GlzWaitNeeded:
+            # Handled on the event loop, a GLZ image refers to one another display channel
+            # has not delivered yet: the session handles the message again in a worker thread
+            # that may wait for it (render.decoders), before this channel's next message.
+            self.emit(DecodeDeferred(lambda: self._redispatch(message)))
+
+    def _redispatch(self, message: Message) -> list[Event]:
+        """The handler of a deferred message, again (CACHE_ME puts and dictionary adds done
+        the first time are repeated with the same ids, which changes nothing)."""
+        name = self.message_name(message.type)
+        try:
+            self.handlers[message.type](self, message.body)
+        except ProtocolError as exc:
+            self.ctx.gaps.register(f"display:malformed:{name}", str(exc), message.body,
+                                   self.state())
+        except GlzWaitNeeded as exc:  # only when the caller did not allow waiting
+            self.ctx.gaps.register("display:decode_failure:glz_rgb:missing_ref", str(exc))
+        events, self._events = self._events, []
+        return events
 
     def start(self) -> None:
         """Display INIT: the server sends nothing after SET_ACK until it has it. Cache id 1 and
@@ -219,6 +263,29 @@ class DisplayChannel(Channel):
             )
         return None
 
+    @staticmethod
+    def _for(surface: Surface, image: draw.Image | None, pixels: np.ndarray) -> np.ndarray:
+        """canvas_get_image(..., want_original=FALSE): a decoded image converted to the target
+        canvas's format (canvas_get_target_format), as pixman reads it back. A SURFACE image
+        is used as it is. An A8 bitmap is not "alpha" to canvas_get_target_format, so on a
+        colour canvas it becomes opaque black."""
+        if image is None or image.type == ImageType.SURFACE:
+            return pixels
+        fmt = surface.format
+        if (image.type == ImageType.BITMAP and image.bitmap is not None
+                and image.bitmap.format == BitmapFmt.FMT_8BIT_A
+                and fmt not in (SurfaceFmt.FMT_8_A, SurfaceFmt.FMT_1_A)):
+            pixels = pixels.copy()
+            pixels[..., 3] = 255
+        return as_format(pixels, fmt)
+
+    @staticmethod
+    def _brush_for(surface: Surface, brush: draw.Brush) -> draw.Brush:
+        """A solid brush's colour is a raw pixel of the surface's format."""
+        if brush.type != BrushType.SOLID or not surface.quantised:
+            return brush
+        return replace(brush, color=surface.color(brush.color))
+
     def _unsupported(self, detail: str, what: str) -> None:
         self.ctx.gaps.register(f"display:unimpl:{detail}", what)
 
@@ -227,6 +294,15 @@ class DisplayChannel(Channel):
         the mask cannot be read (the gap is registered; the draw is dropped)."""
         if qmask.bitmap is None:
             return True, None
+        if qmask.bitmap.type == ImageType.SURFACE:
+            # canvas_mask_pixman: the surface's memory read as a1 bits (render.mask).
+            sid = qmask.bitmap.surface_id
+            source = self.surfaces.get(sid if sid is not None else -1)
+            if source is None:
+                self.ctx.gaps.register("display:decode_failure:qmask:no_surface",
+                                       f"QMask surface {sid} does not exist")
+                return False, None
+            return True, surface_bits(source)
         try:
             return True, decode_mask(qmask.bitmap, self.ctx.display_shared.images)
         except MaskUnsupported as exc:
@@ -272,6 +348,7 @@ class DisplayChannel(Channel):
         if region is None:
             return
         rop = ropd_to_rop(d.rop, RopInput.SRC, RopInput.DEST)
+        pixels = self._for(surface, d.image, pixels)
         self._drew(ops.put_image(surface.pixels, not surface.has_alpha, region, pixels,
                                  d.src_area, d.base.box, d.scale_mode, rop), what)
 
@@ -286,7 +363,10 @@ class DisplayChannel(Channel):
         if region is None:
             return
         rop = ropd_to_rop(d.rop, RopInput.BRUSH, RopInput.DEST)
-        ops.put_brush(surface.pixels, not surface.has_alpha, region, d.brush, pattern, rop)
+        if pattern is not None:
+            pattern = self._for(surface, d.brush.pattern, pattern)
+        ops.put_brush(surface.pixels, not surface.has_alpha, region,
+                      self._brush_for(surface, d.brush), pattern, rop)
         self.drawn = True
 
     def _on_draw_opaque(self, body: bytes) -> None:
@@ -302,12 +382,16 @@ class DisplayChannel(Channel):
             return
         # canvas_draw_opaque: the image is put, then the brush drawn over it with the rop
         # whose "dest" is the source (INVERS_SRC inverts the image's pixels).
+        pixels = self._for(surface, d.image, pixels)
+        if pattern is not None:
+            pattern = self._for(surface, d.brush.pattern, pattern)
         problem = ops.put_image(surface.pixels, not surface.has_alpha, region, pixels,
                                 d.src_area, d.base.box, d.scale_mode, SpiceRop.COPY)
         if problem is not None:
             return self._drew(problem, "draw_opaque")
         rop = ropd_to_rop(d.rop, RopInput.BRUSH, RopInput.SRC)
-        ops.put_brush(surface.pixels, not surface.has_alpha, region, d.brush, pattern, rop)
+        ops.put_brush(surface.pixels, not surface.has_alpha, region,
+                      self._brush_for(surface, d.brush), pattern, rop)
         self.drawn = True
 
     def _mask_only(self, body: bytes, what: str, color: int, rop: SpiceRop) -> None:
@@ -319,7 +403,7 @@ class DisplayChannel(Channel):
         region = self._region(surface, d.base, d.mask, bits)
         if region is None:
             return
-        brush = draw.Brush(BrushType.SOLID, color=color)
+        brush = self._brush_for(surface, draw.Brush(BrushType.SOLID, color=color))
         ops.put_brush(surface.pixels, not surface.has_alpha, region, brush, None, rop)
         self.drawn = True
 
@@ -344,8 +428,12 @@ class DisplayChannel(Channel):
         region = self._region(surface, d.base, d.mask, bits)
         if region is None:
             return
+        pixels = self._for(surface, d.image, pixels)
+        if pattern is not None:
+            pattern = self._for(surface, d.brush.pattern, pattern)
         self._drew(ops.put_rop3(surface.pixels, not surface.has_alpha, region, pixels,
-                                d.src_area, d.base.box, d.scale_mode, d.brush, pattern, d.rop3),
+                                d.src_area, d.base.box, d.scale_mode,
+                                self._brush_for(surface, d.brush), pattern, d.rop3),
                    "draw_rop3")
 
     def _on_draw_transparent(self, body: bytes) -> None:
@@ -357,8 +445,9 @@ class DisplayChannel(Channel):
         region = self._region(surface, d.base)
         if region is None:
             return
-        ops.put_transparent(surface.pixels, not surface.has_alpha, region, pixels, d.src_area,
-                            d.base.box, d.true_color)
+        ops.put_transparent(surface.pixels, not surface.has_alpha, region,
+                            self._for(surface, d.image, pixels), d.src_area, d.base.box,
+                            surface.color(d.true_color))
         self.drawn = True
 
     def _on_draw_alpha_blend(self, body: bytes) -> None:
@@ -375,10 +464,22 @@ class DisplayChannel(Channel):
         self.drawn = True
 
     def _on_draw_stroke(self, body: bytes) -> None:
+        # canvas_draw_stroke (render.stroke): thin lines or width-1 dashes, fore_mode's rop.
         d = draw.parse_draw_stroke(body)
-        self._pattern(d.brush)  # cached even though the stroke is not drawn
-        if self._target(d.base) is not None:
-            self._unsupported("draw_stroke", "draw_stroke is not rendered yet")
+        brush_ok, pattern = self._pattern(d.brush)
+        surface = self._target(d.base)
+        if not brush_ok or surface is None:
+            return
+        region = self._region(surface, d.base)
+        if region is None:
+            return
+        if pattern is not None:
+            pattern = self._for(surface, d.brush.pattern, pattern)
+        stroke = replace(d, brush=self._brush_for(surface, d.brush))
+        problem = put_stroke(surface.pixels, not surface.has_alpha, region, stroke, pattern)
+        self.drawn = True
+        if problem is not None:
+            self.ctx.gaps.register(f"display:{problem}", "draw_stroke not fully drawn")
 
     def _on_draw_text(self, body: bytes) -> None:
         d = draw.parse_draw_text(body)
@@ -390,17 +491,95 @@ class DisplayChannel(Channel):
         region = self._region(surface, d.base)
         if region is None:
             return
+        if fore is not None:
+            fore = self._for(surface, d.fore_brush.pattern, fore)
+        if back is not None:
+            back = self._for(surface, d.back_brush.pattern, back)
         self._drew(put_text(surface.pixels, not surface.has_alpha, region, d.glyphs,
-                            draw.glyph_bpp(d.string_flags), d.back_area, d.back_brush, back,
-                            d.fore_brush, fore, d.fore_mode), "draw_text")
+                            draw.glyph_bpp(d.string_flags), d.back_area,
+                            self._brush_for(surface, d.back_brush), back,
+                            self._brush_for(surface, d.fore_brush), fore, d.fore_mode),
+                   "draw_text")
 
     def _on_draw_composite(self, body: bytes) -> None:
         d = draw.parse_draw_composite(body)
-        self._image(d.src)
-        if d.mask is not None:
-            self._image(d.mask)
-        if self._target(d.base) is not None:
-            self._unsupported("draw_composite", "draw_composite is not rendered yet")
+        src = self._image(d.src)
+        mask = self._image(d.mask) if d.mask is not None else None
+        surface = self._target(d.base)
+        if src is None or (d.mask is not None and mask is None) or surface is None:
+            return
+        region = self._region(surface, d.base)
+        if region is None:
+            return
+        self._drew(self._composite(surface, region, d, src, mask), "draw_composite")
+
+    def _composite_input(self, surface: Surface, image: draw.Image | None, pixels: np.ndarray,
+                         force_opaque: bool) -> np.ndarray | str:
+        """A composite source or mask as canvas_draw_composite takes it: a SURFACE image raw
+        in its own format (get_image; force_opaque drops an ARGB surface's alpha), any other
+        image converted to the target canvas's format (canvas_get_image(..., FALSE))."""
+        if image is None or image.type != ImageType.SURFACE:
+            return self._for(surface, image, pixels)
+        source = self.surfaces.get(image.surface_id if image.surface_id is not None else -1)
+        if not force_opaque or source is None or source.format == SurfaceFmt.FMT_32_xRGB:
+            return pixels
+        if source.format == SurfaceFmt.FMT_32_ARGB:
+            pixels = pixels.copy()
+            pixels[..., 3] = 255
+            return pixels
+        if source.format in (SurfaceFmt.FMT_8_A, SurfaceFmt.FMT_1_A):
+            # get_image strips the alpha bits: an alpha-only format with none left, which
+            # pixman refuses (no image; spice-common then composites from NULL).
+            return "malformed:composite_opaque_alpha_surface"
+        return pixels
+
+    def _composite(self, surface: Surface, region: Region, d: draw.DrawComposite,
+                   src: np.ndarray, mask: np.ndarray | None) -> str | None:
+        """canvas_draw_composite: pixman_image_composite32 over the box (render.composite),
+        written back through the clip. MASK_OPAQUE and DEST_OPAQUE change nothing in
+        spice-common (canvas_get_image_from_self computes the opaque format and ignores it)."""
+        flags = d.flags
+
+        def bits(lo: int, hi: int) -> int:
+            return (flags >> lo) & ((1 << (hi - lo)) - 1)
+
+        box = d.base.box
+        dx, dy = region.left - box.left, region.top - box.top
+        src_px = self._composite_input(surface, d.src, src,
+                                       bool(flags & CompositeFlags.SOURCE_OPAQUE))
+        if isinstance(src_px, str):
+            return src_px
+        t = d.src_transform
+        spic = Picture(src_px, None if t is None else (t.t00, t.t01, t.t02, t.t10, t.t11, t.t12),
+                       bits(8, 11), bits(14, 16), (d.src_origin[0] + dx, d.src_origin[1] + dy))
+        mpic = None
+        if mask is not None:
+            mask_px = self._composite_input(surface, d.mask, mask, False)
+            if isinstance(mask_px, str):
+                return mask_px
+            t = d.mask_transform
+            mpic = Picture(mask_px,
+                           None if t is None else (t.t00, t.t01, t.t02, t.t10, t.t11, t.t12),
+                           bits(11, 14), bits(16, 18),
+                           (d.mask_origin[0] + dx, d.mask_origin[1] + dy))
+        try:
+            out = composite(bits(0, 8), spic, mpic, bool(flags & CompositeFlags.COMPONENT_ALPHA),
+                            region.view(surface.pixels))
+        except CompositeUnsupported as exc:
+            return f"unimpl:{exc.detail}"
+        canvas.commit(surface.pixels, region, out, not surface.has_alpha)
+        return None
+
+    def _quantise_draw(self, body: bytes) -> None:
+        """After a draw on a 16-bit, 8_A or 1_A surface: its box as that format stores it
+        (render.surface). Every draw message starts with its DisplayBase."""
+        if len(body) < 4:
+            return
+        surface = self.surfaces.get(int.from_bytes(body[:4], "little"))
+        if surface is None or not surface.quantised:
+            return
+        box = draw.read_base(Reader(body, what="draw")).box
+        surface.quantise(box.top, box.left, box.bottom, box.right)
 
     def _on_copy_bits(self, body: bytes) -> None:
         d = draw.parse_copy_bits(body)
@@ -503,6 +682,7 @@ class DisplayChannel(Channel):
             frame = canvas.scale_nearest(frame, dest.width, dest.height)
         if canvas.blit(surface.pixels, not surface.has_alpha, dest, stream.clip, frame,
                        dest.left, dest.top):
+            surface.quantise(dest.top, dest.left, dest.bottom, dest.right)
             self.drawn = True
 
     def _on_stream_clip(self, body: bytes) -> None:
@@ -589,6 +769,25 @@ _HANDLED: dict[int, Handler] = {
     DisplayServer.INVAL_LIST: DisplayChannel._on_inval_list,
     DisplayServer.INVAL_ALL_PIXMAPS: DisplayChannel._on_inval_all_pixmaps,
 }
+
+
+def _quantising(handler: Handler) -> Handler:
+    def run(ch: Channel, body: bytes) -> None:
+        handler(ch, body)
+        assert isinstance(ch, DisplayChannel)
+        ch._quantise_draw(body)
+
+    return run
+
+
+# Draws (each starts with a DisplayBase) are followed by quantising their box on surfaces whose
+# format stores less than BGRA (render.surface.quantise).
+for _op in (DisplayServer.DRAW_COPY, DisplayServer.DRAW_FILL, DisplayServer.DRAW_OPAQUE,
+            DisplayServer.DRAW_BLEND, DisplayServer.DRAW_BLACKNESS, DisplayServer.DRAW_WHITENESS,
+            DisplayServer.DRAW_INVERS, DisplayServer.DRAW_ROP3, DisplayServer.DRAW_TRANSPARENT,
+            DisplayServer.DRAW_ALPHA_BLEND, DisplayServer.DRAW_STROKE, DisplayServer.DRAW_TEXT,
+            DisplayServer.DRAW_COMPOSITE, DisplayServer.COPY_BITS):
+    _HANDLED[_op] = _quantising(_HANDLED[_op])
 # Every other display message the protocol defines is read and named until its issue lands.
 DisplayChannel.handlers = {
     **{op: _unimpl(op) for op in DisplayServer if op not in _HANDLED},

@@ -35,6 +35,16 @@ class WaitRequested(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class DecodeDeferred(Event):
+    """A message whose decode must wait for another channel (a GLZ image referring to one not
+    delivered yet) was handled on a thread that must not block: call ``run`` in a worker
+    thread under ``ryll.render.images.allow_waiting`` before this channel's next message; it
+    handles the message again and returns the events that produced."""
+
+    run: Callable[[], list[Event]]
+
+
+@dataclass(frozen=True, slots=True)
 class ServerDisconnecting(Event):
     reason: int
 

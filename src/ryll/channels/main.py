@@ -7,10 +7,11 @@ into one connection per supported channel.
 
 from __future__ import annotations
 
+from ryll.channels.agent import AgentCore
 from ryll.channels.base import Channel, Handler
 from ryll.channels.context import ChannelContext
 from ryll.channels.events import ChannelsListed, SessionInitialized
-from ryll.protocol.constants import ChannelType, MainCap, MainClient, MainServer
+from ryll.protocol.constants import ChannelType, MainCap, MainClient, MainServer, MouseMode
 from ryll.protocol.messages import main as msgs
 
 
@@ -21,6 +22,12 @@ class MainChannel(Channel):
     def __init__(self, channel_id: int, ctx: ChannelContext, mini_header: bool = True) -> None:
         super().__init__(channel_id, ctx, mini_header)
         self.channels: tuple[msgs.ChannelId, ...] = ()
+        # The vdagent conversation (channels/agent.py); session.agent is its asyncio face.
+        self.agent = AgentCore(self.send, self.emit, ctx.gaps, self.state, self.log)
+        # The mouse mode we want (spice-gtk requested_mouse_mode): client mode, asked for
+        # whenever the server offers it and is in another mode (INIT, every MOUSE_MODE).
+        self.requested_mouse_mode = MouseMode.CLIENT
+        self.mouse_mode_requests = 0
 
     def _on_init(self, body: bytes) -> None:
         init = msgs.parse_init(body)
@@ -32,7 +39,11 @@ class MainChannel(Channel):
         st.agent_connected = bool(init.agent_connected)
         st.agent_tokens = init.agent_tokens
         st.ram_hint = init.ram_hint
+        self.agent.set_tokens(init.agent_tokens)
+        if init.agent_connected:
+            self.agent.start()  # spice-gtk main_handle_init: agent_start before ATTACH
         self._set_mm_time(init.multi_media_time)
+        self._follow_mouse_mode(init.supported_mouse_modes, init.current_mouse_mode)
         self.log.info(
             "main: init session_id=%#x mouse_mode=%d agent=%s",
             init.session_id,
@@ -52,6 +63,21 @@ class MainChannel(Channel):
         self.ctx.state.supported_mouse_modes = mode.supported
         self.ctx.state.current_mouse_mode = mode.current
         self.log.info("main: mouse_mode current=%d supported=%d", mode.current, mode.supported)
+        self._follow_mouse_mode(mode.supported, mode.current)
+
+    def request_mouse_mode(self, mode: int) -> None:
+        """Queue MOUSE_MODE_REQUEST and remember ``mode`` as the one to keep asking for."""
+        self.requested_mouse_mode = MouseMode(mode & MouseMode.MASK)
+        self.mouse_mode_requests += 1
+        self.log.info("main: requesting mouse mode %d", mode)
+        self.send(MainClient.MOUSE_MODE_REQUEST, msgs.build_mouse_mode_request(mode))
+
+    def _follow_mouse_mode(self, supported: int, current: int) -> None:
+        """spice-gtk set_mouse_mode: ask again for the mode we want when the server supports it
+        but is in another (at INIT, and when it falls back, e.g. after a reset)."""
+        wanted = self.requested_mouse_mode
+        if current != wanted and supported & wanted:
+            self.request_mouse_mode(wanted)
 
     def _set_mm_time(self, value: int) -> None:
         self.ctx.state.mm_time = value
@@ -62,20 +88,25 @@ class MainChannel(Channel):
 
     def _on_agent_connected(self, body: bytes) -> None:
         self.ctx.state.agent_connected = True
-        self.log.info("main: agent connected")
+        self.agent.start()
 
     def _on_agent_connected_tokens(self, body: bytes) -> None:
         self.ctx.state.agent_tokens = msgs.parse_u32(body, "agent_connected_tokens")
         self.ctx.state.agent_connected = True
-        self.log.info("main: agent connected (%d tokens)", self.ctx.state.agent_tokens)
+        self.agent.start(self.ctx.state.agent_tokens)
 
     def _on_agent_disconnected(self, body: bytes) -> None:
         error = msgs.parse_u32(body, "agent_disconnected")
         self.ctx.state.agent_connected = False
-        self.log.info("main: agent disconnected (error %d)", error)
+        self.agent.stop(error)
 
     def _on_agent_token(self, body: bytes) -> None:
-        self.ctx.state.agent_tokens += msgs.parse_u32(body, "agent_token")
+        n = msgs.parse_u32(body, "agent_token")
+        self.ctx.state.agent_tokens += n
+        self.agent.add_tokens(n)
+
+    def _on_agent_data(self, body: bytes) -> None:
+        self.agent.on_data(body)
 
     def _on_name(self, body: bytes) -> None:
         self.ctx.state.name = msgs.parse_name(body)
@@ -89,6 +120,7 @@ class MainChannel(Channel):
         data = super().state()
         data["session"] = self.ctx.state.as_dict()
         data["channels_listed"] = [[c.type, c.id] for c in self.channels]
+        data["agent"] = self.agent.as_dict()
         return data
 
 
@@ -107,8 +139,8 @@ MainChannel.handlers = {
     MainServer.AGENT_TOKEN: MainChannel._on_agent_token,
     MainServer.NAME: MainChannel._on_name,
     MainServer.UUID: MainChannel._on_uuid,
-    # The agent protocol (issue 5) and migration are read and named, not acted on yet.
-    MainServer.AGENT_DATA: _unimpl(MainServer.AGENT_DATA),
+    MainServer.AGENT_DATA: MainChannel._on_agent_data,
+    # Migration is read and named, not acted on yet.
     MainServer.MIGRATE_BEGIN: _unimpl(MainServer.MIGRATE_BEGIN),
     MainServer.MIGRATE_CANCEL: _unimpl(MainServer.MIGRATE_CANCEL),
     MainServer.MIGRATE_SWITCH_HOST: _unimpl(MainServer.MIGRATE_SWITCH_HOST),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from ryll.channels.context import DisplayOptions
 from ryll.cli.headless import HeadlessOptions, run_headless
 from ryll.cli.pedantic import DEFAULT_DIR
 from ryll.errors import RyllError, UsageError
+from ryll.input.keys import KeyNameError, text_to_keystrokes
 from ryll.protocol.constants import ImageCompression, VideoCodecType
+from ryll.session.input import MAX_TEXT
 from ryll.session.target import (
     Target,
     load_vv_file,
@@ -49,9 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", type=Path, metavar="PATH",
                    help="at the end, write each monitor's primary surface as PNG (PATH, or "
                         "PATH-1, PATH-2... for several)")
+    p.add_argument("--screenshot-cursor", action="store_true",
+                   help="draw the cursor (when visible) into the --screenshot images")
     p.add_argument("--preferred-compression", choices=PREFERRED_COMPRESSIONS, metavar="KIND",
                    help="ask the server for this image compression: "
                         + ", ".join(PREFERRED_COMPRESSIONS))
+    p.add_argument("--resolution", metavar="WxH",
+                   help="once the guest agent is connected, ask it for a WxH display "
+                        "(without an agent: logged, nothing else)")
     p.add_argument("--image-cache-cap-mib", type=int, default=256, metavar="MIB",
                    help="bound on the decoded image cache (default 256)")
     p.add_argument("--pedantic", action="store_true",
@@ -66,10 +74,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video-codecs", metavar="LIST",
                    help="video codecs the server should prefer for streams, best first, e.g. "
                         f"h264,vp8,mjpeg (of: {', '.join(CODEC_NAMES)})")
+    p.add_argument("--paste-text", metavar="TEXT",
+                   help="type TEXT as keystrokes (US layout) once the guest display is up")
+    p.add_argument("--paste-char-delay-ms", type=float, default=16, metavar="MS",
+                   help="pause between --paste-text characters (default 16)")
+    p.add_argument("--cadence", action="store_true",
+                   help="press Space every 2 s and measure input-to-display latency")
+    p.add_argument("--latency-file", type=Path, metavar="PATH",
+                   help="write each latency sample as CSV: time,latency_ms")
+    p.add_argument("--control-socket", type=Path, metavar="PATH",
+                   help="serve the JSON control protocol on a unix socket at PATH (mode 0600; "
+                        "see docs/control-socket.md)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     p.add_argument("--version", action="version", version=f"ryll {__version__}")
     return p
+
+
+# --resolution bounds: a display mode beyond 16384 pixels a side is no mode any guest sets.
+MAX_RESOLUTION = 16384
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """--resolution WxH: two positive integers, each at most MAX_RESOLUTION."""
+    m = re.fullmatch(r"\s*(\d{1,6})\s*[xX]\s*(\d{1,6})\s*", text)
+    if m is None:
+        raise UsageError(f"--resolution must look like 1024x768, not {text!r}")
+    width, height = int(m.group(1)), int(m.group(2))
+    if not (0 < width <= MAX_RESOLUTION and 0 < height <= MAX_RESOLUTION):
+        raise UsageError(f"--resolution: width and height must be 1..{MAX_RESOLUTION}")
+    return width, height
 
 
 def parse_video_codecs(text: str) -> tuple[int, ...]:
@@ -89,6 +123,20 @@ def parse_video_codecs(text: str) -> tuple[int, ...]:
         if codec not in codecs:
             codecs.append(codec)
     return tuple(VideoCodecType(c) for c in codecs)
+
+
+def check_paste(args: argparse.Namespace) -> None:
+    """--paste-text must be typable on a US keyboard and within the length limit."""
+    if args.paste_char_delay_ms < 0 or args.paste_char_delay_ms > 10_000:
+        raise UsageError("--paste-char-delay-ms must be 0..10000")
+    if args.paste_text is None:
+        return
+    if len(args.paste_text) > MAX_TEXT:
+        raise UsageError(f"--paste-text is limited to {MAX_TEXT} characters")
+    try:
+        text_to_keystrokes(args.paste_text)
+    except KeyNameError as exc:
+        raise UsageError(f"--paste-text: {exc}") from None
 
 
 def resolve_target(args: argparse.Namespace) -> Target:
@@ -127,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         # display INIT carries the window in pixels as an i32 (SpiceMsgcDisplayInit).
         if args.glz_window_mib is not None and args.glz_window_mib > 4096:
             raise UsageError("--glz-window-mib is at most 4096")
+        if args.screenshot_cursor and args.screenshot is None:
+            raise UsageError("--screenshot-cursor needs --screenshot")
         video_codecs = parse_video_codecs(args.video_codecs) if args.video_codecs else ()
+        resolution = parse_resolution(args.resolution) if args.resolution is not None else None
+        check_paste(args)
         target = resolve_target(args)
         pedantic_dir = args.pedantic_dir or (DEFAULT_DIR if args.pedantic else None)
         opts = HeadlessOptions(
@@ -135,7 +187,14 @@ def main(argv: list[str] | None = None) -> int:
             summary_json=args.summary_json,
             pedantic_dir=pedantic_dir,
             screenshot=args.screenshot,
+            screenshot_cursor=args.screenshot_cursor,
             image_cache_bytes=args.image_cache_cap_mib << 20,
+            resolution=resolution,
+            paste_text=args.paste_text,
+            paste_char_delay_ms=args.paste_char_delay_ms,
+            cadence=args.cadence,
+            latency_file=args.latency_file,
+            control_socket=args.control_socket,
             display=DisplayOptions(
                 cache_bytes=args.cache_size_mib << 20,
                 glz_window_bytes=args.glz_window_mib << 20 if args.glz_window_mib else None,

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from ryll import __version__
+from ryll.channels.cursor import CursorChannel
 from ryll.session.session import Session, SessionEnd
 
 SUMMARY_VERSION = 1
@@ -44,6 +45,9 @@ def build_summary(session: Session, end: SessionEnd) -> dict[str, object]:
         "display_marks": sum(d.marks for d in session.display_channels()),
         "surfaces": surfaces,
         "streams": _streams(session),
+        "cursor": _cursor(session),
+        "latency": session.latency.summary(),
+        "agent": session.agent.as_dict(),
         "gaps": session.ctx.gaps.counts(),
         "end": {"reason": end.reason, "message": end.message, "exit_code": end.exit_code},
     }
@@ -66,6 +70,13 @@ def _streams(session: Session) -> dict[str, object]:
                 assert isinstance(current, int) and isinstance(value, int)
                 total[key] = current + value
     return total
+
+
+def _cursor(session: Session) -> dict[str, object] | None:
+    """The first cursor channel's position, visibility, shape and cache (None: no channel)."""
+    cursors = sorted((i.channel for i in session.channels.values()
+                      if isinstance(i.channel, CursorChannel)), key=lambda c: c.channel_id)
+    return cursors[0].cursor_state() if cursors else None
 
 
 def write_summary(path: Path, summary: dict[str, object]) -> None:

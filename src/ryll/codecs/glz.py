@@ -76,6 +76,16 @@ class GlzMissingReference(DecodeError):
         self.evicted = evicted
 
 
+class GlzWaitNeeded(Exception):
+    """Raised instead of GlzMissingReference where the caller must not block (the event loop
+    thread): the referenced image may still arrive on another display channel, so the message
+    is to be decoded again where waiting is allowed (``ryll.render.images.allow_waiting``)."""
+
+    def __init__(self, image_id: int) -> None:
+        super().__init__(f"glz: waiting for image {image_id} needs a worker thread")
+        self.image_id = image_id
+
+
 @dataclass(slots=True)
 class _Entry:
     pixels: np.ndarray  # uint32, stream order (the first row sent first)

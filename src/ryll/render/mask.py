@@ -2,10 +2,11 @@
 spice-common canvas_base.c ``canvas_get_mask`` / ``canvas_get_bitmap_mask`` read them.
 
 A mask is a BITMAP in 1BIT_LE or 1BIT_BE (no palette: a set bit is "draw here"), or a cached
-one. The cache holds masks *uninverted* (spice-common caches the plain bits and inverts on
-use), stored in the shared image cache as BGRA with 0xFF where the bit is set, so one cache and
-its INVAL rules serve both; a cached colour image used as a mask counts its non-zero alpha as
-set.
+one, or a SURFACE: canvas_mask_pixman then wraps the surface's own memory as a PIXMAN_a1 image
+of the surface's width, height and stride (:func:`surface_bits`). The cache holds masks
+*uninverted* (spice-common caches the plain bits and inverts on use), stored in the shared
+image cache as BGRA with 0xFF where the bit is set, so one cache and its INVAL rules serve
+both; a cached colour image used as a mask counts its non-zero alpha as set.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from ryll.errors import DecodeError
-from ryll.protocol.constants import BitmapFmt, ImageFlags, ImageType
+from ryll.protocol.constants import BitmapFmt, ImageFlags, ImageType, SurfaceFmt
 from ryll.protocol.messages.draw import Image
 from ryll.render.image_cache import ImageCache
+from ryll.render.surface import Surface
 
 
 class MaskUnsupported(Exception):
@@ -59,7 +61,8 @@ def decode_mask(image: Image, cache: ImageCache) -> np.ndarray:
             raise DecodeError(f"mask {image.id:#x} is not in the cache", "missing")
         return cached.pixels[..., 3] != 0
     else:
-        # canvas_get_mask accepts nothing else (SURFACE masks need 1_A surfaces).
+        # canvas_get_mask accepts nothing else (the display channel reads SURFACE masks
+        # with surface_bits before it gets here).
         raise MaskUnsupported(f"qmask_{ImageType(image.type).name.lower()}"
                               if image.type in ImageType._value2member_map_ else "qmask_type")
     if image.flags & (ImageFlags.CACHE_ME | ImageFlags.CACHE_REPLACE_ME):
@@ -67,3 +70,39 @@ def decode_mask(image: Image, cache: ImageCache) -> np.ndarray:
         stored[bits] = 0xFF
         cache.put(image.id, stored)
     return bits
+
+
+def _raw_rows(surface: Surface, row_bytes: int) -> np.ndarray:
+    """The first ``row_bytes`` bytes of each row of the surface's memory as spice-gtk lays it
+    out (stride width * 4 for every format, channel-display.c display_handle_surface_create)."""
+    px = surface.pixels
+    fmt = surface.format
+    h, w = px.shape[:2]
+    if fmt == SurfaceFmt.FMT_8_A:
+        raw = px[..., 3]
+    elif fmt in (SurfaceFmt.FMT_16_555, SurfaceFmt.FMT_16_565):
+        b, g, r = (px[..., c].astype(np.uint16) for c in range(3))
+        if fmt == SurfaceFmt.FMT_16_555:
+            word = (r >> 3) << 10 | (g >> 3) << 5 | (b >> 3)
+        else:
+            word = (r >> 3) << 11 | (g >> 2) << 5 | (b >> 3)
+        raw = word.astype("<u2").view(np.uint8).reshape(h, w * 2)
+    else:
+        raw = px.reshape(h, w * 4)
+    out = np.zeros((h, row_bytes), np.uint8)
+    n = min(row_bytes, raw.shape[1])
+    out[:, :n] = raw[:, :n]
+    return out
+
+
+def surface_bits(surface: Surface) -> np.ndarray:
+    """(h, w) bool bits of a SURFACE QMask: canvas_base.c canvas_mask_pixman takes the
+    surface's pixels as PIXMAN_a1 (pixel x is bit x & 7 of byte x >> 3, LSB first on
+    little-endian). For a 1_A surface that is each pixel's alpha bit; any other format's bytes
+    are reinterpreted as they lie in memory (32-bit surfaces with ryll's x byte 0xFF where
+    pixman may hold another value)."""
+    w = surface.width
+    if surface.format == SurfaceFmt.FMT_1_A:
+        return surface.pixels[..., 3] != 0
+    rows = _raw_rows(surface, (w + 7) // 8)
+    return np.unpackbits(rows, axis=1, bitorder="little")[:, :w].astype(bool)

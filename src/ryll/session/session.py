@@ -22,14 +22,18 @@ from ryll.channels.base import Channel
 from ryll.channels.context import ChannelContext
 from ryll.channels.cursor import CursorChannel
 from ryll.channels.display import DisplayChannel
-from ryll.channels.events import ChannelsListed, Event, WaitRequested
+from ryll.channels.events import ChannelsListed, DecodeDeferred, Event, WaitRequested
 from ryll.channels.inputs import InputsChannel
 from ryll.channels.main import MainChannel
 from ryll.errors import LinkError, ProtocolError, RyllError, ServerClosedError
-from ryll.protocol.constants import ChannelType, LinkResult
+from ryll.protocol.constants import ChannelType, DisplayServer, LinkResult
 from ryll.protocol.link import NeedSecured
 from ryll.protocol.names import channel_name
+from ryll.render.images import allow_waiting
+from ryll.session.agent import AgentClient
 from ryll.session.connection import LinkedChannel, link_channel
+from ryll.session.input import InputController
+from ryll.session.latency import LatencyTracker
 from ryll.session.target import Target
 
 log = logging.getLogger("ryll.session")
@@ -51,6 +55,12 @@ WAIT_FOR_CHANNELS_TIMEOUT_S = 10.0
 # Channels one session links at most: a CHANNELS_LIST can list at most 1024 (protocol layer);
 # QEMU lists about 4-10. Beyond this we stop linking and register a gap.
 MAX_LINKED_CHANNELS = 64
+# Display messages that change pixels on screen: a display update for input latency.
+DISPLAY_UPDATES = frozenset({
+    DisplayServer.COPY_BITS, DisplayServer.STREAM_DATA, DisplayServer.STREAM_DATA_SIZED,
+    DisplayServer.GL_DRAW, DisplayServer.DRAW_COMPOSITE,
+    *range(DisplayServer.DRAW_FILL, DisplayServer.DRAW_ALPHA_BLEND + 1),
+})
 
 
 @dataclass
@@ -88,6 +98,20 @@ class Session:
         self._done: asyncio.Future[SessionEnd] | None = None
         self._progress = asyncio.Event()
         self._waiters = 0
+        # The guest agent (clipboard, resolution): see session/agent.py.
+        self.agent = AgentClient(self)
+        # Input-to-display latency; display_observers are called (no arguments) after each
+        # display update is handled (DISPLAY_UPDATES).
+        self.latency = LatencyTracker()
+        self.display_observers: list[Callable[[], None]] = [self.latency.display_updated]
+        self._input: InputController | None = None
+
+    @property
+    def input(self) -> InputController:
+        """Keys, text and pointer for this session (created on first use)."""
+        if self._input is None:
+            self._input = InputController(self)
+        return self._input
 
     @property
     def uptime(self) -> float:
@@ -222,13 +246,18 @@ class Session:
                     # A big message means a big decode; the compiled decoders release the GIL,
                     # so handling it in a worker thread keeps this loop free to answer PINGs
                     # on every other channel meanwhile. The channel's own messages stay in
-                    # order: this task waits for the result before the next one.
-                    events = await asyncio.to_thread(channel.handle, message)
+                    # order: this task waits for the result before the next one. A worker may
+                    # block (a GLZ image waiting for another display channel's image).
+                    events = await asyncio.to_thread(allow_waiting, channel.handle, message)
                 else:
                     events = channel.handle(message)
                 out = channel.data_to_send()
                 if out:
                     writer.write(out)
+                if (message.type in DISPLAY_UPDATES
+                        and channel.channel_type == ChannelType.DISPLAY):
+                    for observer in self.display_observers:
+                        observer()
                 for event in events:
                     await self._on_event(channel, event)
                 if self._waiters:
@@ -245,6 +274,13 @@ class Session:
             await self._wait_for(channel, event)
             if event.then is not None:
                 event.then()
+        elif isinstance(event, DecodeDeferred):
+            # The message waits (bounded) for another channel's GLZ image, in a worker so this
+            # loop keeps serving that channel; this channel's next message waits for it.
+            for follow in await asyncio.to_thread(allow_waiting, event.run):
+                await self._on_event(channel, follow)
+        if isinstance(channel, MainChannel):
+            self.agent.handle_event(event)
         if self.on_event is not None:
             self.on_event(channel, event)
 

@@ -40,7 +40,7 @@ from ryll.testvm.qmp import QMPClient
 
 QEMU = "qemu-system-x86_64"
 VGAS = ("qxl", "std", "virtio")
-SCENES = ("static", "animate", "modes")
+SCENES = ("static", "animate", "modes", "cursor", "input")
 _ERROR_RE = re.compile(r"ryll: error[^\r\n]*")
 
 
@@ -92,7 +92,8 @@ class TestVM:
     ) -> None:
         """
         vga: "qxl", "std" or "virtio" (QEMU's ``-vga``).
-        scene: the guest's workload ("static", "animate", "modes") or None for no kernel.
+        scene: the guest's workload ("static", "animate", "modes") or None for no kernel;
+            "cursor" (guest/cursor.c) needs extra_cmdline="ryll.load=qxl".
         mode: the guest's first display mode, "WxH".
         extra_cmdline: appended to the kernel command line, e.g. "ryll.mode2=800x600 ryll.hold=2"
             or "ryll.seconds=5".
@@ -107,7 +108,9 @@ class TestVM:
         usb_tablet: add a USB tablet (absolute pointer), which lets the server offer client
             mouse mode; without it the guest has a PS/2 mouse only (server mode).
         agent_port: add the virtio-serial port ``com.redhat.spice.0`` wired to SPICE's vdagent
-            channel, where a guest agent (``guest/agent.c``) talks to the client.
+            channel, where a guest agent (``guest/agent.c``) talks to the client; it runs when
+            ``extra_cmdline`` has "ryll.agent=1" (and "ryll.clip=TEXT" makes it grab the
+            clipboard with TEXT).
         extra_args: appended to QEMU's command line.
         """
         if vga not in VGAS:

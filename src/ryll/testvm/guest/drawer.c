@@ -9,12 +9,13 @@
  *
  * Arguments (the /init script passes every "ryll.KEY=VALUE" of the kernel command line as
  * "KEY=VALUE"):
- *   scene=static|animate|modes   what to do (default static)
+ *   scene=static|animate|modes|cursor   what to do (default static; cursor: exec /bin/cursor)
  *   mode=WxH                     first mode (default 640x480)
  *   mode2=WxH                    second mode of the "modes" scene (default 1024x768)
  *   hold=S                       seconds before the "modes" scene switches (default 3)
  *   seconds=S                    the animation stops after S*20 frames (default: never)
  *   fps=N                        animation rate (default 20)
+ * scene=input shows the static picture and reports the keyboard and pointer (see input_loop).
  * Unknown arguments are ignored.
  *
  * Markers on stdout (the serial console):
@@ -31,7 +32,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/input.h>
+#include <poll.h>
 #include <sys/io.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -490,6 +494,250 @@ static void animate(int w, int h, int fps, long max_frames)
 
 /* ------------------------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------------------------ */
+/* Input: the static picture, then every kernel input device (/dev/input/event*, evdev) is    */
+/* read and reported on the serial port:                                                       */
+/*   "ryll: input device eventN abs=A rel=R name=NAME"  a device was opened                   */
+/*   "ryll: input ready"                                  the first scan is done               */
+/*   "ryll: key CODE down|up"                             a key (Linux keycode = set 1 < 0x59) */
+/*   "ryll: text CHARS"                                   what the keys typed so far (US       */
+/*                                                        layout, shift and caps lock; \n, \t  */
+/*                                                        and \\ escaped; BackSpace erases)    */
+/*   "ryll: pointer abs X Y"                              a tablet position, in screen pixels  */
+/*   "ryll: pointer rel DX DY"                            a relative motion (one per report)   */
+/*   "ryll: button N down|up"                             1 left, 2 middle, 3 right            */
+/*   "ryll: wheel N"                                      a wheel step                         */
+/* Each key paints a square in a colour of its code, the pointer a small white mark, so input  */
+/* shows on the display (the latency test times that). Devices are grabbed (EVIOCGRAB), so the  */
+/* kernel console never sees the keys (no Ctrl+Alt+Del reboot).                                */
+
+#define MAX_INPUT_DEVS 16
+#define TEXT_KEEP 150
+
+struct input_dev {
+    int fd;
+    char node[32];
+    int abs;
+    int min[2], max[2];
+};
+
+static struct input_dev in_devs[MAX_INPUT_DEVS];
+static int n_in_devs;
+
+static void scan_input_devices(void)
+{
+    DIR *d = opendir("/dev/input");
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n_in_devs < MAX_INPUT_DEVS) {
+        if (strncmp(e->d_name, "event", 5) || strlen(e->d_name) >= sizeof in_devs[0].node)
+            continue;
+        int known = 0;
+        for (int i = 0; i < n_in_devs; i++)
+            known |= !strcmp(in_devs[i].node, e->d_name);
+        if (known)
+            continue;
+        char path[64], name[96] = "?";
+        snprintf(path, sizeof path, "/dev/input/%s", e->d_name);
+        int fd = open(path, O_RDONLY | O_NONBLOCK);
+        if (fd < 0)
+            continue;
+        ioctl(fd, EVIOCGNAME(sizeof name - 1), name);
+        unsigned long bits = 0;
+        ioctl(fd, EVIOCGBIT(0, sizeof bits), &bits);
+        ioctl(fd, EVIOCGRAB, 1);
+        struct input_dev *dv = &in_devs[n_in_devs++];
+        memset(dv, 0, sizeof *dv);
+        dv->fd = fd;
+        snprintf(dv->node, sizeof dv->node, "%s", e->d_name);
+        dv->abs = (bits >> EV_ABS) & 1;
+        for (int a = 0; a < 2 && dv->abs; a++) {
+            struct input_absinfo ai;
+            if (ioctl(fd, EVIOCGABS(a == 0 ? ABS_X : ABS_Y), &ai) == 0 && ai.maximum > ai.minimum) {
+                dv->min[a] = ai.minimum;
+                dv->max[a] = ai.maximum;
+            } else {
+                dv->max[a] = 0x7fff;
+            }
+        }
+        say("ryll: input device %s abs=%d rel=%d name=%s", dv->node, dv->abs,
+            (int)((bits >> EV_REL) & 1), name);
+    }
+    closedir(d);
+}
+
+/* US layout, Linux keycodes 0..57. */
+static const char KEYS_LO[58] = "\0\0" "1234567890-=" "\0\t" "qwertyuiop[]" "\n\0"
+                                "asdfghjkl;'`" "\0\\" "zxcvbnm,./" "\0*\0 ";
+static const char KEYS_HI[58] = "\0\0" "!@#$%^&*()_+" "\0\t" "QWERTYUIOP{}" "\n\0"
+                                "ASDFGHJKL:\"~" "\0|" "ZXCVBNM<>?" "\0*\0 ";
+
+static char typed[TEXT_KEEP + 1];
+static int n_typed, shift_l, shift_r, caps;
+
+static void report_text(void)
+{
+    char esc[2 * TEXT_KEEP + 1];
+    int n = 0;
+    for (int i = 0; i < n_typed; i++) {
+        char c = typed[i];
+        if (c == '\n' || c == '\t' || c == '\\') {
+            esc[n++] = '\\';
+            esc[n++] = c == '\n' ? 'n' : c == '\t' ? 't' : '\\';
+        } else {
+            esc[n++] = c;
+        }
+    }
+    esc[n] = 0;
+    say("ryll: text %s", esc);
+}
+
+static void on_key(int code, int down)
+{
+    say("ryll: key %d %s", code, down ? "down" : "up");
+    if (code == KEY_LEFTSHIFT)
+        shift_l = down;
+    else if (code == KEY_RIGHTSHIFT)
+        shift_r = down;
+    if (!down)
+        return;
+    /* A square in the middle band's lower left, its colour from the key and a press count (a
+     * repaint in the same colour would change no pixel, and QEMU sends no update for that). */
+    static int presses;
+    presses++;
+    int s = W / 20, x0 = W / 32 + (code % 8) * (s + 2), y0 = H * 5 / 8 - s - 4;
+    fill(canvas, x0, y0, x0 + s, y0 + s, hsv((code * 97 + presses * 211) % 1536, 255, 255));
+    blit(canvas, x0, y0, x0 + s, y0 + s);
+    if (code == KEY_CAPSLOCK) {
+        caps = !caps;
+        return;
+    }
+    if (code == KEY_BACKSPACE) {
+        if (n_typed > 0)
+            n_typed--;
+        report_text();
+        return;
+    }
+    if (code >= 58)
+        return;
+    int shift = shift_l || shift_r;
+    char c = shift ? KEYS_HI[code] : KEYS_LO[code];
+    if (caps && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+        c = (char)(c ^ 0x20);
+    if (!c)
+        return;
+    if (n_typed == TEXT_KEEP) {
+        memmove(typed, typed + 1, TEXT_KEEP - 1);
+        n_typed--;
+    }
+    typed[n_typed++] = c;
+    report_text();
+}
+
+static int mark_x = -1, mark_y = -1;
+
+static void draw_pointer(const uint32_t *bg, int x, int y)
+{
+    if (mark_x >= 0) {
+        for (int yy = mark_y - 3; yy <= mark_y + 3; yy++)
+            if (yy >= 0 && yy < H)
+                for (int xx = mark_x - 3; xx <= mark_x + 3; xx++)
+                    if (xx >= 0 && xx < W)
+                        canvas[(size_t)yy * W + xx] = bg[(size_t)yy * W + xx];
+        blit(canvas, mark_x - 3, mark_y - 3, mark_x + 4, mark_y + 4);
+    }
+    fill(canvas, x - 3, y, x + 4, y + 1, RGB(255, 255, 255));
+    fill(canvas, x, y - 3, x + 1, y + 4, RGB(255, 255, 255));
+    blit(canvas, x - 3, y - 3, x + 4, y + 4);
+    mark_x = x;
+    mark_y = y;
+}
+
+static int scale_abs(int v, int min, int max, int size)
+{
+    long r = ((long)(v - min) * size + (max - min) / 2) / (max - min);
+    return r < 0 ? 0 : r >= size ? size - 1 : (int)r;
+}
+
+static void input_loop(int w, int h)
+{
+    show_static(w, h);
+    uint32_t *bg = malloc((size_t)W * H * 4);
+    if (!bg)
+        fail("out of memory for the background");
+    memcpy(bg, canvas, (size_t)W * H * 4);
+    scan_input_devices();
+    say("ryll: input ready");
+    int px = W / 2, py = H / 2, rdx = 0, rdy = 0, ax = -1, ay = -1, abs_dirty = 0;
+    struct input_dev *abs_dev = NULL;
+    struct timespec last_scan;
+    clock_gettime(CLOCK_MONOTONIC, &last_scan);
+    for (;;) {
+        struct pollfd pfd[MAX_INPUT_DEVS];
+        for (int i = 0; i < n_in_devs; i++) {
+            pfd[i].fd = in_devs[i].fd;
+            pfd[i].events = POLLIN;
+            pfd[i].revents = 0;
+        }
+        poll(pfd, (nfds_t)n_in_devs, 500);
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - last_scan.tv_sec >= 1) {
+            scan_input_devices(); /* a USB tablet shows up after the first scan */
+            last_scan = now;
+        }
+        for (int i = 0; i < n_in_devs; i++) {
+            if (!(pfd[i].revents & POLLIN))
+                continue;
+            struct input_event ev[64];
+            ssize_t n = read(in_devs[i].fd, ev, sizeof ev);
+            for (int k = 0; k < n / (ssize_t)sizeof ev[0]; k++) {
+                struct input_event *e = &ev[k];
+                if (e->type == EV_KEY && e->value != 2) {
+                    if (e->code == BTN_LEFT || e->code == BTN_RIGHT || e->code == BTN_MIDDLE) {
+                        int b = e->code == BTN_LEFT ? 1 : e->code == BTN_MIDDLE ? 2 : 3;
+                        say("ryll: button %d %s", b, e->value ? "down" : "up");
+                    } else if (e->code < BTN_MISC) {
+                        on_key(e->code, e->value != 0);
+                    }
+                } else if (e->type == EV_REL) {
+                    if (e->code == REL_X)
+                        rdx += e->value;
+                    else if (e->code == REL_Y)
+                        rdy += e->value;
+                    else if (e->code == REL_WHEEL)
+                        say("ryll: wheel %d", e->value);
+                } else if (e->type == EV_ABS && (e->code == ABS_X || e->code == ABS_Y)) {
+                    abs_dev = &in_devs[i];
+                    if (e->code == ABS_X)
+                        ax = e->value;
+                    else
+                        ay = e->value;
+                    abs_dirty = 1;
+                } else if (e->type == EV_SYN && e->code == SYN_REPORT) {
+                    if (rdx || rdy) {
+                        say("ryll: pointer rel %d %d", rdx, rdy);
+                        px += rdx;
+                        py += rdy;
+                        px = px < 0 ? 0 : px >= W ? W - 1 : px;
+                        py = py < 0 ? 0 : py >= H ? H - 1 : py;
+                        draw_pointer(bg, px, py);
+                        rdx = rdy = 0;
+                    }
+                    if (abs_dirty && abs_dev && ax >= 0 && ay >= 0) {
+                        int x = scale_abs(ax, abs_dev->min[0], abs_dev->max[0], W);
+                        int y = scale_abs(ay, abs_dev->min[1], abs_dev->max[1], H);
+                        say("ryll: pointer abs %d %d", x, y);
+                        draw_pointer(bg, x, y);
+                        abs_dirty = 0;
+                    }
+                }
+            }
+        }
+    }
+}
+
 static int parse_mode(const char *s, int *w, int *h)
 {
     char *end;
@@ -525,6 +773,8 @@ int main(int argc, char **argv)
         else if (!strncmp(a, "fps=", 4))
             fps = atoi(a + 4);
     }
+    if (!strcmp(scene_name, "cursor") && execv("/bin/cursor", argv) < 0) /* guest/cursor.c */
+        fail("exec /bin/cursor: %s", strerror(errno));
     int w, h, w2, h2;
     if (parse_mode(mode, &w, &h) < 0)
         fail("bad mode '%s' (want WxH)", mode);
@@ -543,6 +793,8 @@ int main(int argc, char **argv)
         show_static(w, h);
         sleep(hold > 0 ? (unsigned)hold : 0);
         show_static(w2, h2);
+    } else if (!strcmp(scene_name, "input")) {
+        input_loop(w, h);
     } else if (!strcmp(scene_name, "animate")) {
         animate(w, h, fps, seconds >= 0 ? (seconds * fps > 0 ? seconds * fps : 1) : -1);
         if (seconds < 0)

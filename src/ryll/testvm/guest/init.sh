@@ -27,8 +27,11 @@ for mod in $(cat /lib/modules/boot.list); do
     load "$mod"
 done
 
-# ryll.load=a,b loads more modules (e.g. qxl); every other ryll.KEY=VALUE goes to the drawer.
+# ryll.load=a,b loads more modules (e.g. qxl); ryll.agent=1 runs /bin/agent (the SPICE guest
+# agent, which runs the drawer itself) in the drawer's place; every other ryll.KEY=VALUE goes
+# to the program (ryll.clip=TEXT is the agent's, and it keeps it from the drawer).
 args=""
+prog=drawer
 for word in $(cat /proc/cmdline); do
     case "$word" in
         ryll.load=*)
@@ -36,14 +39,15 @@ for word in $(cat /proc/cmdline); do
                 load "$mod"
                 echo "ryll: loaded $mod"
             done ;;
+        ryll.agent=1) prog=agent ;;
         ryll.*=*) args="$args ${word#ryll.}" ;;
     esac
 done
 
 echo "ryll: init args:$args"
 # shellcheck disable=SC2086  # the words are meant to split
-/bin/drawer $args
-echo "ryll: error drawer exited with status $?"
+/bin/$prog $args
+echo "ryll: error $prog exited with status $?"
 
 # PID 1 stays, and reaps orphans by being a shell.
 while :; do

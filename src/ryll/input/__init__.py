@@ -1,0 +1,1 @@
+"""Keyboard names, scancodes and text-to-keystroke conversion (no I/O)."""

@@ -1,0 +1,377 @@
+/*
+ * cursor: the "cursor" scene of ryll's test VM (drawer execs /bin/cursor for scene=cursor).
+ *
+ * Needs the qxl DRM driver (kernel command line "ryll.load=qxl"). Opens /dev/dri/card0, becomes
+ * DRM master, finds a connected connector and a CRTC for it, scans out a dumb buffer with a known
+ * picture (the mode from "mode=WxH", default 640x480), then sets a 64x64 ARGB8888 hardware cursor
+ * with a hotspot (DRM_IOCTL_MODE_CURSOR2) and moves it. The qxl driver turns these into QXL
+ * cursor commands (SET with a SPICE_CURSOR_TYPE_ALPHA shape, MOVE), which spice-server sends on
+ * the cursor channel.
+ *
+ * Only plain libc and <linux/ioctl.h> are used: the DRM uapi structures below are copied from the
+ * kernel's include/uapi/drm/drm.h and drm_mode.h (a stable ABI), since Debian's linux-libc-dev
+ * does not ship drm/ headers and libdrm is not needed for six ioctls.
+ *
+ * Pictures (both pure functions, mirrored by tests/e2e/test_cursor.py):
+ *   screen  pixel (x, y) = 0xFF000000 | (x & 0xFF) << 16 | (y & 0xFF) << 8 | ((x ^ y) & 0xFF)
+ *   cursor  see cursor_pixel() below
+ *
+ * Arguments: mode=WxH (others are ignored). Markers on stdout (the serial console):
+ *   "ryll: mode set WxH", "ryll: cursor set X Y hot HX HY", "ryll: cursor moved X Y",
+ *   "ryll: idle", "ryll: error ...".
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- DRM uapi (include/uapi/drm/drm.h, drm_mode.h) --------------------------------------- */
+
+struct drm_mode_modeinfo {
+    uint32_t clock;
+    uint16_t hdisplay, hsync_start, hsync_end, htotal, hskew;
+    uint16_t vdisplay, vsync_start, vsync_end, vtotal, vscan;
+    uint32_t vrefresh;
+    uint32_t flags;
+    uint32_t type;
+    char name[32];
+};
+
+struct drm_mode_card_res {
+    uint64_t fb_id_ptr, crtc_id_ptr, connector_id_ptr, encoder_id_ptr;
+    uint32_t count_fbs, count_crtcs, count_connectors, count_encoders;
+    uint32_t min_width, max_width, min_height, max_height;
+};
+
+struct drm_mode_crtc {
+    uint64_t set_connectors_ptr;
+    uint32_t count_connectors;
+    uint32_t crtc_id, fb_id, x, y, gamma_size, mode_valid;
+    struct drm_mode_modeinfo mode;
+};
+
+struct drm_mode_get_encoder {
+    uint32_t encoder_id, encoder_type, crtc_id, possible_crtcs, possible_clones;
+};
+
+struct drm_mode_get_connector {
+    uint64_t encoders_ptr, modes_ptr, props_ptr, prop_values_ptr;
+    uint32_t count_modes, count_props, count_encoders;
+    uint32_t encoder_id, connector_id, connector_type, connector_type_id;
+    uint32_t connection, mm_width, mm_height, subpixel, pad;
+};
+
+struct drm_mode_fb_cmd {
+    uint32_t fb_id, width, height, pitch, bpp, depth, handle;
+};
+
+struct drm_mode_fb_dirty_cmd {
+    uint32_t fb_id, flags, color, num_clips;
+    uint64_t clips_ptr;
+};
+
+struct drm_clip_rect {
+    unsigned short x1, y1, x2, y2;
+};
+
+struct drm_mode_create_dumb {
+    uint32_t height, width, bpp, flags, handle, pitch;
+    uint64_t size;
+};
+
+struct drm_mode_map_dumb {
+    uint32_t handle, pad;
+    uint64_t offset;
+};
+
+struct drm_mode_cursor2 {
+    uint32_t flags, crtc_id;
+    int32_t x, y;
+    uint32_t width, height, handle;
+    int32_t hot_x, hot_y;
+};
+
+#define DRM_IOCTL_BASE 'd'
+#define DRM_IO(nr) _IO(DRM_IOCTL_BASE, nr)
+#define DRM_IOWR(nr, type) _IOWR(DRM_IOCTL_BASE, nr, type)
+#define DRM_IOCTL_SET_MASTER DRM_IO(0x1e)
+#define DRM_IOCTL_MODE_GETRESOURCES DRM_IOWR(0xA0, struct drm_mode_card_res)
+#define DRM_IOCTL_MODE_SETCRTC DRM_IOWR(0xA2, struct drm_mode_crtc)
+#define DRM_IOCTL_MODE_GETENCODER DRM_IOWR(0xA6, struct drm_mode_get_encoder)
+#define DRM_IOCTL_MODE_GETCONNECTOR DRM_IOWR(0xA7, struct drm_mode_get_connector)
+#define DRM_IOCTL_MODE_ADDFB DRM_IOWR(0xAE, struct drm_mode_fb_cmd)
+#define DRM_IOCTL_MODE_DIRTYFB DRM_IOWR(0xB1, struct drm_mode_fb_dirty_cmd)
+#define DRM_IOCTL_MODE_CREATE_DUMB DRM_IOWR(0xB2, struct drm_mode_create_dumb)
+#define DRM_IOCTL_MODE_MAP_DUMB DRM_IOWR(0xB3, struct drm_mode_map_dumb)
+#define DRM_IOCTL_MODE_CURSOR2 DRM_IOWR(0xBB, struct drm_mode_cursor2)
+#define DRM_MODE_CURSOR_BO 0x01
+#define DRM_MODE_CURSOR_MOVE 0x02
+#define DRM_MODE_CONNECTED 1
+
+/* ---- output -------------------------------------------------------------------------------- */
+
+static void say(const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (n > (int)sizeof buf - 2)
+        n = sizeof buf - 2;
+    buf[n++] = '\n';
+    ssize_t off = 0;
+    while (off < n) {
+        ssize_t w = write(1, buf + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += w;
+    }
+}
+
+static void idle_forever(void)
+{
+    say("ryll: idle");
+    for (;;)
+        sleep(3600);
+}
+
+static void fail(const char *fmt, ...)
+{
+    char buf[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    say("ryll: error %s", buf);
+    for (;;)
+        sleep(3600);
+}
+
+static int xioctl(int fd, unsigned long req, void *arg)
+{
+    int r;
+    do {
+        r = ioctl(fd, req, arg);
+    } while (r < 0 && (errno == EINTR || errno == EAGAIN));
+    return r;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* ---- pictures ------------------------------------------------------------------------------ */
+
+#define CURSOR_SIZE 64
+#define HOT_X 5
+#define HOT_Y 7
+
+/* ARGB8888 (straight, not premultiplied): an opaque frame, a translucent inside, a transparent
+ * bottom-right quarter. Transparent pixels are 0 so no convention can change them. */
+static uint32_t cursor_pixel(int x, int y)
+{
+    if (x >= 48 && y >= 48)
+        return 0;
+    uint32_t a = (x < 4 || y < 4 || x >= 60 || y >= 60) ? 0xFF : (((x / 8 + y / 8) & 1) ? 0xFF : 0x80);
+    uint32_t r = (uint32_t)(x * 4) & 0xFF, g = (uint32_t)(y * 4) & 0xFF;
+    uint32_t b = (uint32_t)((x ^ y) * 4 + 3) & 0xFF;
+    return a << 24 | r << 16 | g << 8 | b;
+}
+
+static uint32_t screen_pixel(int x, int y)
+{
+    return 0xFF000000u | (uint32_t)(x & 0xFF) << 16 | (uint32_t)(y & 0xFF) << 8 | (uint32_t)((x ^ y) & 0xFF);
+}
+
+/* ---- DRM ----------------------------------------------------------------------------------- */
+
+struct dumb {
+    uint32_t handle, pitch;
+    uint64_t size;
+    uint8_t *map;
+};
+
+static void create_dumb(int fd, int w, int h, struct dumb *d)
+{
+    struct drm_mode_create_dumb c = {.height = (uint32_t)h, .width = (uint32_t)w, .bpp = 32};
+    if (xioctl(fd, DRM_IOCTL_MODE_CREATE_DUMB, &c) < 0)
+        fail("CREATE_DUMB %dx%d: %s", w, h, strerror(errno));
+    struct drm_mode_map_dumb m = {.handle = c.handle};
+    if (xioctl(fd, DRM_IOCTL_MODE_MAP_DUMB, &m) < 0)
+        fail("MAP_DUMB: %s", strerror(errno));
+    void *p = mmap(NULL, c.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)m.offset);
+    if (p == MAP_FAILED)
+        fail("mmap dumb: %s", strerror(errno));
+    d->handle = c.handle;
+    d->pitch = c.pitch;
+    d->size = c.size;
+    d->map = p;
+}
+
+static int open_card(void)
+{
+    /* The module loads just before us; its device node may take a moment. */
+    for (int i = 0; i < 100; i++) {
+        int fd = open("/dev/dri/card0", O_RDWR | O_CLOEXEC);
+        if (fd >= 0)
+            return fd;
+        sleep_ms(100);
+    }
+    fail("open /dev/dri/card0: %s (is ryll.load=qxl on the kernel command line?)", strerror(errno));
+    return -1;
+}
+
+static int parse_mode(const char *s, int *w, int *h)
+{
+    return sscanf(s, "%dx%d", w, h) == 2 && *w > 0 && *h > 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = "640x480";
+    for (int i = 1; i < argc; i++)
+        if (!strncmp(argv[i], "mode=", 5))
+            mode = argv[i] + 5;
+    int want_w, want_h;
+    if (parse_mode(mode, &want_w, &want_h) < 0)
+        fail("bad mode '%s' (want WxH)", mode);
+
+    int fd = open_card();
+    if (xioctl(fd, DRM_IOCTL_SET_MASTER, NULL) < 0)
+        say("ryll: note SET_MASTER: %s", strerror(errno)); /* the first opener is master anyway */
+
+    struct drm_mode_card_res res = {0};
+    if (xioctl(fd, DRM_IOCTL_MODE_GETRESOURCES, &res) < 0)
+        fail("GETRESOURCES: %s", strerror(errno));
+    if (!res.count_connectors || !res.count_crtcs)
+        fail("no connectors (%u) or CRTCs (%u)", res.count_connectors, res.count_crtcs);
+    uint32_t *conns = calloc(res.count_connectors, 4), *crtcs = calloc(res.count_crtcs, 4);
+    uint32_t *encs = calloc(res.count_encoders + 1, 4), *fbs = calloc(res.count_fbs + 1, 4);
+    res.connector_id_ptr = (uintptr_t)conns;
+    res.crtc_id_ptr = (uintptr_t)crtcs;
+    res.encoder_id_ptr = (uintptr_t)encs;
+    res.fb_id_ptr = (uintptr_t)fbs;
+    if (xioctl(fd, DRM_IOCTL_MODE_GETRESOURCES, &res) < 0)
+        fail("GETRESOURCES (2): %s", strerror(errno));
+
+    /* The first connected connector, and the wanted mode on it (else its first mode). */
+    struct drm_mode_get_connector conn;
+    struct drm_mode_modeinfo mode_info;
+    int found = 0;
+    for (uint32_t i = 0; i < res.count_connectors && !found; i++) {
+        memset(&conn, 0, sizeof conn);
+        conn.connector_id = conns[i];
+        if (xioctl(fd, DRM_IOCTL_MODE_GETCONNECTOR, &conn) < 0)
+            continue;
+        if (conn.connection != DRM_MODE_CONNECTED || !conn.count_modes)
+            continue;
+        struct drm_mode_modeinfo *modes = calloc(conn.count_modes, sizeof *modes);
+        uint32_t *cencs = calloc(conn.count_encoders + 1, 4);
+        uint32_t nmodes = conn.count_modes;
+        conn.modes_ptr = (uintptr_t)modes;
+        conn.encoders_ptr = (uintptr_t)cencs;
+        conn.count_props = 0;
+        conn.props_ptr = conn.prop_values_ptr = 0;
+        if (xioctl(fd, DRM_IOCTL_MODE_GETCONNECTOR, &conn) < 0)
+            fail("GETCONNECTOR (2): %s", strerror(errno));
+        if (conn.count_modes > nmodes)
+            conn.count_modes = nmodes;
+        mode_info = modes[0];
+        for (uint32_t m = 0; m < conn.count_modes; m++)
+            if (modes[m].hdisplay == want_w && modes[m].vdisplay == want_h) {
+                mode_info = modes[m];
+                break;
+            }
+        if (!conn.encoder_id && conn.count_encoders)
+            conn.encoder_id = cencs[0];
+        found = 1;
+    }
+    if (!found)
+        fail("no connected connector with modes");
+
+    /* A CRTC: the encoder's current one, else the first it can drive. */
+    uint32_t crtc_id = 0;
+    struct drm_mode_get_encoder enc = {.encoder_id = conn.encoder_id};
+    if (conn.encoder_id && xioctl(fd, DRM_IOCTL_MODE_GETENCODER, &enc) == 0) {
+        crtc_id = enc.crtc_id;
+        for (uint32_t i = 0; !crtc_id && i < res.count_crtcs; i++)
+            if (enc.possible_crtcs & (1u << i))
+                crtc_id = crtcs[i];
+    }
+    if (!crtc_id)
+        crtc_id = crtcs[0];
+
+    int W = mode_info.hdisplay, H = mode_info.vdisplay;
+    struct dumb scr;
+    create_dumb(fd, W, H, &scr);
+    for (int y = 0; y < H; y++) {
+        uint32_t *row = (uint32_t *)(scr.map + (size_t)y * scr.pitch);
+        for (int x = 0; x < W; x++)
+            row[x] = screen_pixel(x, y);
+    }
+    struct drm_mode_fb_cmd fbc = {
+        .width = (uint32_t)W, .height = (uint32_t)H, .pitch = scr.pitch, .bpp = 32, .depth = 24,
+        .handle = scr.handle,
+    };
+    if (xioctl(fd, DRM_IOCTL_MODE_ADDFB, &fbc) < 0)
+        fail("ADDFB: %s", strerror(errno));
+    struct drm_mode_crtc crtc = {
+        .set_connectors_ptr = (uintptr_t)&conn.connector_id, .count_connectors = 1,
+        .crtc_id = crtc_id, .fb_id = fbc.fb_id, .mode_valid = 1, .mode = mode_info,
+    };
+    if (xioctl(fd, DRM_IOCTL_MODE_SETCRTC, &crtc) < 0)
+        fail("SETCRTC %dx%d: %s", W, H, strerror(errno));
+    struct drm_clip_rect clip = {0, 0, (unsigned short)W, (unsigned short)H};
+    struct drm_mode_fb_dirty_cmd dirty = {
+        .fb_id = fbc.fb_id, .num_clips = 1, .clips_ptr = (uintptr_t)&clip,
+    };
+    if (xioctl(fd, DRM_IOCTL_MODE_DIRTYFB, &dirty) < 0 && errno != ENOSYS)
+        say("ryll: note DIRTYFB: %s", strerror(errno));
+    say("ryll: mode set %dx%d", W, H);
+
+    struct dumb cur;
+    create_dumb(fd, CURSOR_SIZE, CURSOR_SIZE, &cur);
+    for (int y = 0; y < CURSOR_SIZE; y++) {
+        uint32_t *row = (uint32_t *)(cur.map + (size_t)y * cur.pitch);
+        for (int x = 0; x < CURSOR_SIZE; x++)
+            row[x] = cursor_pixel(x, y);
+    }
+    sleep_ms(500);
+    struct drm_mode_cursor2 c2 = {
+        .flags = DRM_MODE_CURSOR_BO | DRM_MODE_CURSOR_MOVE, .crtc_id = crtc_id, .x = 100, .y = 80,
+        .width = CURSOR_SIZE, .height = CURSOR_SIZE, .handle = cur.handle, .hot_x = HOT_X,
+        .hot_y = HOT_Y,
+    };
+    if (xioctl(fd, DRM_IOCTL_MODE_CURSOR2, &c2) < 0)
+        fail("CURSOR2 set: %s", strerror(errno));
+    say("ryll: cursor set %d %d hot %d %d", c2.x, c2.y, HOT_X, HOT_Y);
+
+    static const int moves[][2] = {{200, 150}, {300, 220}, {320, 240}};
+    for (size_t i = 0; i < sizeof moves / sizeof moves[0]; i++) {
+        sleep_ms(500);
+        struct drm_mode_cursor2 mv = {
+            .flags = DRM_MODE_CURSOR_MOVE, .crtc_id = crtc_id, .x = moves[i][0], .y = moves[i][1],
+        };
+        if (xioctl(fd, DRM_IOCTL_MODE_CURSOR2, &mv) < 0)
+            fail("CURSOR2 move: %s", strerror(errno));
+        say("ryll: cursor moved %d %d", mv.x, mv.y);
+    }
+    idle_forever();
+    return 0;
+}
