@@ -68,6 +68,11 @@ class GapRegistry:
     def add_observer(self, observer: GapObserver) -> None:
         self._observers.append(observer)
 
+    def remove_observer(self, observer: GapObserver) -> None:
+        """Stop calling ``observer``; a no-op if it was not added."""
+        if observer in self._observers:
+            self._observers.remove(observer)
+
     def __contains__(self, key: str) -> bool:
         return key in self._gaps
 

@@ -382,10 +382,10 @@ def test_events_only_when_subscribed(sockdir: Path) -> None:
             ev = await conn.line()
             assert ev == {"event": {"name": "gap", "key": "display:unimpl:test_two",
                                     "detail": "y"}}
-            # channel events arrive through the session's on_event hook
+            # channel events arrive through the session's event observers
             display = DisplayChannel(0, session.ctx)
-            assert session.on_event is not None
-            session.on_event(display, SurfaceCreated(0, 640, 480, 32, True))
+            assert len(session.event_observers) == 1
+            session.event_observers[0](display, SurfaceCreated(0, 640, 480, 32, True))
             ev = await conn.line()
             assert ev["event"]["name"] == "surface_created"
             assert ev["event"]["width"] == 640 and ev["event"]["primary"] is True
@@ -486,51 +486,22 @@ def test_screenshot_png_and_rgba(sockdir: Path) -> None:
     run(body)
 
 
-class FakeInput:
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
+def test_input_commands_drive_the_real_controller(
+    sockdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each input command becomes the inputs-channel messages the InputController builds; the
+    traffic tap sees them as they would go to the server."""
+    from ryll.channels.inputs import InputsChannel
+    from ryll.protocol.constants import InputsClient, MouseMode
+    from ryll.protocol.messages import inputs as im
 
-    def _key(self, name: str) -> None:
-        if name == "nosuchkey":
-            raise ValueError(f"unknown key name {name!r}")
-
-    def key_down(self, name: str) -> None:
-        self._key(name)
-        self.calls.append(("down", name))
-
-    def key_up(self, name: str) -> None:
-        self._key(name)
-        self.calls.append(("up", name))
-
-    async def press_key(self, name: str) -> None:
-        self._key(name)
-        self.calls.append(("press", name))
-
-    async def type_text(self, text: str, char_delay_ms: float = 16) -> None:
-        self.calls.append(("type", text, char_delay_ms))
-
-    def mouse_move(self, x: int, y: int, display_id: int = 0) -> None:
-        self.calls.append(("move", x, y, display_id))
-
-    def mouse_move_relative(self, dx: int, dy: int) -> None:
-        self.calls.append(("rel", dx, dy))
-
-    def mouse_down(self, button: str) -> None:
-        self.calls.append(("mdown", button))
-
-    def mouse_up(self, button: str) -> None:
-        self.calls.append(("mup", button))
-
-    async def click(self, button: str, x: int | None = None, y: int | None = None) -> None:
-        if button == "side":
-            raise RuntimeError("boom")
-        self.calls.append(("click", button, x, y))
-
-
-def test_input_commands_map_onto_the_controller(sockdir: Path) -> None:
     path = sockdir / "c.sock"
     session = _session()
-    fake = FakeInput()
+    sent: list[tuple[int, bytes]] = []
+    session.ctx.tap = lambda ct, cid, way, op, body: (
+        sent.append((op, body)) if way == "out" and ct == ChannelType.INPUTS else None
+    )
+    a, shift = 0x1E, 0x2A  # set-1 scancodes
 
     async def body() -> None:
         async with serving(path, session):
@@ -538,10 +509,8 @@ def test_input_commands_map_onto_the_controller(sockdir: Path) -> None:
             _link(session, MainChannel(0, session.ctx))
             reply = await conn.call({"id": 1, "cmd": "send_key", "key": "a"})
             assert reply["error"]["code"] == "no_channel"
-            from ryll.channels.inputs import InputsChannel
-
             _link(session, InputsChannel(0, session.ctx))
-            session._input = fake  # type: ignore[assignment]
+            session.ctx.state.current_mouse_mode = MouseMode.CLIENT
             await conn.call({"cmd": "subscribe", "events": ["paste_completed"]})
             for req in (
                 {"cmd": "send_key", "key": "a"},
@@ -549,28 +518,42 @@ def test_input_commands_map_onto_the_controller(sockdir: Path) -> None:
                 {"cmd": "send_key", "key": "shift", "action": "up"},
                 {"cmd": "type", "text": "hi", "char_delay_ms": 0},
                 {"cmd": "mouse_move", "x": 5, "y": 6},
-                {"cmd": "mouse_move", "x": 5, "y": 6, "display": 1},
-                {"cmd": "mouse_move", "dx": -1, "dy": 2},
-                {"cmd": "mouse_click", "button": "right", "x": 1, "y": 2},
-                {"cmd": "mouse_click"},
+                {"cmd": "mouse_move", "x": 7, "y": 8, "display": 1},
                 {"cmd": "mouse_down", "button": "middle"},
                 {"cmd": "mouse_up", "button": "middle"},
+                {"cmd": "mouse_click", "button": "right", "x": 1, "y": 2},
             ):
                 reply = await conn.call(req)
                 assert "result" in reply, (req, reply)
             [ev] = conn.events
             assert ev["name"] == "paste_completed" and ev["chars"] == 2
-            assert fake.calls == [
-                ("press", "a"), ("down", "shift"), ("up", "shift"), ("type", "hi", 0.0),
-                ("move", 5, 6, 0), ("move", 5, 6, 1), ("rel", -1, 2),
-                ("move", 1, 2, 0), ("click", "right", None, None),
-                ("click", "left", None, None),
-                ("mdown", "middle"), ("mup", "middle"),
+            h, i = 0x23, 0x17
+            assert sent == [
+                (InputsClient.KEY_DOWN, im.build_key_down(a)),
+                (InputsClient.KEY_UP, im.build_key_up(a)),
+                (InputsClient.KEY_DOWN, im.build_key_down(shift)),
+                (InputsClient.KEY_UP, im.build_key_up(shift)),
+                (InputsClient.KEY_DOWN, im.build_key_down(h)),
+                (InputsClient.KEY_UP, im.build_key_up(h)),
+                (InputsClient.KEY_DOWN, im.build_key_down(i)),
+                (InputsClient.KEY_UP, im.build_key_up(i)),
+                (InputsClient.MOUSE_POSITION, im.build_mouse_position(5, 6, 0, 0)),
+                (InputsClient.MOUSE_POSITION, im.build_mouse_position(7, 8, 0, 1)),
+                (InputsClient.MOUSE_PRESS, im.build_mouse_button(2, 2)),
+                (InputsClient.MOUSE_RELEASE, im.build_mouse_button(2, 0)),
+                (InputsClient.MOUSE_POSITION, im.build_mouse_position(1, 2, 0, 0)),
+                (InputsClient.MOUSE_PRESS, im.build_mouse_button(3, 4)),
+                (InputsClient.MOUSE_RELEASE, im.build_mouse_button(3, 0)),
             ]
             reply = await conn.call({"id": 2, "cmd": "send_key", "key": "nosuchkey"})
             assert reply["id"] == 2 and reply["error"]["code"] == "bad_argument"
             assert "nosuchkey" in reply["error"]["message"]
-            reply = await conn.call({"id": 3, "cmd": "mouse_click", "button": "side"})
+
+            async def broken_click(*args: object, **kwargs: object) -> None:
+                raise RuntimeError("boom")
+
+            monkeypatch.setattr(session.input, "click", broken_click)
+            reply = await conn.call({"id": 3, "cmd": "mouse_click", "button": "left"})
             assert reply["error"]["code"] == "internal" and "boom" in reply["error"]["message"]
             # and the connection still works after an internal error
             assert "result" in await conn.call({"cmd": "status"})

@@ -88,9 +88,11 @@ _STRUCT_RE = re.compile(r"typedef\s+struct\s+SPICE_ATTR_PACKED\s+(\w+)\s*\{(.*?)
 _FIELD_RE = re.compile(r"u?int(8|16|32|64)_t\s+(\w+)\s*(?:\[([^\]]*)\])?\s*;")
 
 
-def parse_headers(header_dir: Path) -> Headers:
+def parse_headers(
+    header_dir: Path, filenames: tuple[str, ...] = ("enums.h", "protocol.h")
+) -> Headers:
     headers = Headers()
-    for filename in ("enums.h", "protocol.h"):
+    for filename in filenames:
         text = _strip_comments((header_dir / filename).read_text())
         if filename == "protocol.h":
             headers.protocol_text = text
@@ -494,3 +496,61 @@ def test_channel_enums_hold_no_base_opcodes() -> None:
     for table in (c.SERVER_MESSAGES, c.CLIENT_MESSAGES):
         for enum_cls in table.values():
             assert all(member > c.BASE_LAST for member in enum_cls), enum_cls.__name__
+
+
+# --- vd_agent.h: the guest agent's protocol (ryll.protocol.agent) ---------------------------
+
+
+def _vd_agent_values(path: Path) -> dict[str, int]:
+    """Enum members and numeric #defines of vd_agent.h. Its enums are anonymous and their
+    values plain numbers or shifts; members whose value is not (sizeof arithmetic) are left
+    out, and so are ``#if 0`` blocks."""
+    text = _strip_comments(path.read_text())
+    text = re.sub(r"#if 0.*?#endif", " ", text, flags=re.S)
+    values: dict[str, int] = {}
+    for define_name, expr in _DEFINE_RE.findall(text):
+        try:
+            values[define_name] = _eval(expr, values)
+        except (ValueError, KeyError, SyntaxError):
+            pass
+    for body in re.findall(r"enum\s*\w*\s*\{(.*?)\}", text, flags=re.S):
+        next_value = 0
+        for item in body.split(","):
+            lhs, _, expr = item.strip().partition("=")
+            if not lhs:
+                continue
+            try:
+                value = _eval(expr, values) if expr else next_value
+            except (ValueError, KeyError, SyntaxError):
+                continue
+            values[lhs.split()[0]] = value
+            next_value = value + 1
+    return values
+
+
+def test_agent_constants_match_vd_agent_h() -> None:
+    from ryll.protocol import agent as va
+
+    path = HEADER_DIR / "vd_agent.h"
+    if not path.is_file():
+        pytest.skip(f"vd_agent.h not found in {HEADER_DIR}")
+    values = _vd_agent_values(path)
+    pinned: list[tuple[type[enum.IntEnum], str]] = [
+        (va.AgentMsg, "VD_AGENT_"),
+        (va.AgentCap, "VD_AGENT_CAP_"),
+        (va.ClipboardType, "VD_AGENT_CLIPBOARD_"),
+        (va.Selection, "VD_AGENT_CLIPBOARD_SELECTION_"),
+        (va.ReplyError, "VD_AGENT_"),
+    ]
+    for cls, prefix in pinned:
+        for member in cls:
+            assert values[prefix + member.name] == member.value, (cls.__name__, member.name)
+    # Every message type and capability the header has is known to ryll.
+    assert len(va.AgentMsg) == values["VD_AGENT_END_MESSAGE"] - 1
+    assert len(va.AgentCap) == values["VD_AGENT_END_CAP"]
+    assert va.Port.CLIENT == values["VDP_CLIENT_PORT"]
+    assert va.Port.SERVER == values["VDP_SERVER_PORT"]
+    assert va.MONITORS_FLAG_USE_POS == values["VD_AGENT_CONFIG_MONITORS_FLAG_USE_POS"]
+    assert va.MONITORS_FLAG_PHYSICAL_SIZE == values["VD_AGENT_CONFIG_MONITORS_FLAG_PHYSICAL_SIZE"]
+    assert va.MAX_DATA_SIZE == values["VD_AGENT_MAX_DATA_SIZE"]
+    assert va.PROTOCOL == values["VD_AGENT_PROTOCOL"]

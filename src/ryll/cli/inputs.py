@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TextIO
 
 from ryll.session.session import Session
@@ -28,12 +27,16 @@ async def wait_input_ready(session: Session) -> None:
 
 async def paste_text(session: Session, text: str, char_delay_ms: float, out: TextIO) -> None:
     await wait_input_ready(session)
-    started = time.monotonic()
-    await session.input.type_text(text, char_delay_ms)
-    elapsed_ms = (time.monotonic() - started) * 1000
-    log.info("paste completed: %d characters in %.0f ms", len(text), elapsed_ms)
-    print(f"ryll: paste completed ({len(text)} characters in {elapsed_ms:.0f} ms)", file=out,
-          flush=True)
+
+    def done(characters: int, elapsed_ms: float) -> None:
+        print(f"ryll: paste completed ({characters} characters in {elapsed_ms:.0f} ms)",
+              file=out, flush=True)
+
+    session.input.paste_observers.append(done)
+    try:
+        await session.input.type_text(text, char_delay_ms)
+    finally:
+        session.input.paste_observers.remove(done)
 
 
 async def cadence(session: Session, interval_s: float = CADENCE_INTERVAL_S) -> None:

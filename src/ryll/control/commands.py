@@ -92,13 +92,18 @@ class Commands:
     async def type(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
         controller = self._input()
         text = args["text"]
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        with _bad_argument():
-            await controller.type_text(text, char_delay_ms=args["char_delay_ms"])
-        done = {"chars": len(text), "elapsed_ms": round((loop.time() - started) * 1000, 1)}
-        self.server.publish("paste_completed", done)
-        return done
+        result: dict[str, Any] = {}
+
+        def done(characters: int, elapsed_ms: float) -> None:
+            result.update(chars=characters, elapsed_ms=round(elapsed_ms, 1))
+
+        controller.paste_observers.append(done)
+        try:
+            with _bad_argument():
+                await controller.type_text(text, char_delay_ms=args["char_delay_ms"])
+        finally:
+            controller.paste_observers.remove(done)
+        return result
 
     async def mouse_move(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
         controller = self._input()

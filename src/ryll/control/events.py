@@ -53,7 +53,6 @@ class EventSources:
         self.session = session
         self.publish = publish
         self._attached = False
-        self._prev_on_event: Callable[[Channel, Event], None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._wanted: set[str] = set()
         # surface_drawn coalescing: display updates since the last event.
@@ -66,24 +65,26 @@ class EventSources:
         if self._attached:
             return
         self._attached = True
-        self._prev_on_event = self.session.on_event
-        self.session.on_event = self._on_channel_event
+        self.session.event_observers.append(self._on_channel_event)
         self.session.ctx.gaps.add_observer(self._on_gap)
         self.session.display_observers.append(self._on_display_update)
         self.session.latency.add_observer(self._on_latency)
         self.session.agent.add_observer(self._on_agent)
+        self.session.input.paste_observers.append(self._on_paste)
 
     def detach(self) -> None:
         if not self._attached:
             return
         self._attached = False
-        if self.session.on_event == self._on_channel_event:
-            self.session.on_event = self._prev_on_event
-        # GapRegistry and AgentClient have no remove_observer: their callbacks check
-        # _attached instead.
-        with contextlib.suppress(ValueError):
+        if self._on_channel_event in self.session.event_observers:
+            self.session.event_observers.remove(self._on_channel_event)
+        if self._on_display_update in self.session.display_observers:
             self.session.display_observers.remove(self._on_display_update)
+        self.session.ctx.gaps.remove_observer(self._on_gap)
+        self.session.agent.remove_observer(self._on_agent)
         self.session.latency.remove_observer(self._on_latency)
+        if self._on_paste in self.session.input.paste_observers:
+            self.session.input.paste_observers.remove(self._on_paste)
         self.subscriptions_changed(set())
         if self._drawn_flush is not None:
             self._drawn_flush.cancel()
@@ -102,8 +103,6 @@ class EventSources:
     # --- sources --------------------------------------------------------------------------
 
     def _on_channel_event(self, channel: Channel, event: Event) -> None:
-        if self._prev_on_event is not None:
-            self._prev_on_event(channel, event)
         if not self._attached:
             return
         try:
@@ -151,6 +150,12 @@ class EventSources:
             self.publish("agent_connected", {"connected": False, **plain(data)})
         elif name == "clipboard":
             self.publish("clipboard", plain(data))
+
+    def _on_paste(self, characters: int, elapsed_ms: float) -> None:
+        """Typing finished: the control socket's ``type`` or ``--paste-text``."""
+        if self._attached:
+            self.publish("paste_completed", {"chars": characters,
+                                             "elapsed_ms": round(elapsed_ms, 1)})
 
     def _on_gap(self, gap: Gap) -> None:
         if self._attached:

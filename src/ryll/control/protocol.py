@@ -188,7 +188,7 @@ EVENTS = (
     "latency",  # an input latency sample
     "agent_connected",  # the guest agent connected or disconnected (members: connected)
     "clipboard",  # the guest put text on its clipboard
-    "paste_completed",  # a ``type`` command finished typing its text
+    "paste_completed",  # typing finished (a ``type`` command or --paste-text)
     "session_ended",  # the SPICE session ended; ryll is about to exit
 )
 

@@ -21,12 +21,25 @@ What is mirrored here, from pixman's general (C reference) path:
   saturating adds, ``DIV_UN8``, ``DIV_ONE_UN8``; the PDF blend modes' channel sums are added
   into one 32-bit word without saturation, as pixman does, so their carries match too. The
   soft-light and HSL modes use pixman's double-precision helpers;
-* component alpha: the ``_ca`` combiners for the Porter-Duff ops and the separable blend modes.
+* the DISJOINT_* / CONJOINT_* ops: combine_{disjoint,conjoint}_general_{u,ca} with the 8-bit
+  ``*_out_part`` / ``*_in_part`` factors (``DIV_UN8``), DISJOINT_OVER_REVERSE as
+  combine_saturate, their CLEAR / SRC / DST as the plain ones;
+* component alpha: the ``_ca`` combiners for the Porter-Duff ops (SATURATE's
+  combine_saturate_ca included), the DISJOINT / CONJOINT ops and the separable blend modes;
+  the HSL modes have no ``_ca`` combiner, pixman runs combine_dst ("noops for now"): the
+  destination is left as it is;
+* the holes of pixman's operator table (0x0e-0x0f, 0x1c-0x1f, 0x2c-0x2f) are zero-filled,
+  so optimize_operator makes them CLEAR.
 
-Not done (``CompositeUnsupported``, a named gap): the DISJOINT_* / CONJOINT_* ops, SATURATE
-and the HSL modes with component alpha, CONVOLUTION / SEPARABLE_CONVOLUTION filters (spice-common
-passes no parameters), and op codes pixman does not define. pixman's SIMD fast paths may round
-a bilinear tap by one where its C path does not; ryll follows the C path.
+The 8-bit combiners are those of pixman 0.32, the last release whose pixman-combine32.c has
+the operators that divide. From 0.33.2 pixman runs SATURATE, DISJOINT_*, CONJOINT_*,
+COLOR_DODGE, COLOR_BURN, SOFT_LIGHT and the HSL modes through pixman-combine-float.c
+(pixels as floats, one rounding at the end), which can round differently.
+
+Not done (``CompositeUnsupported``, a named gap): CONVOLUTION / SEPARABLE_CONVOLUTION filters
+(spice-common passes no parameters), and op bytes above HSL_LUMINOSITY (0x3f-0xff: pixman
+indexes its operator table beyond its end, so there is no defined result). pixman's SIMD fast
+paths may round a bilinear tap by one where its C path does not; ryll follows the C path.
 """
 
 from __future__ import annotations
@@ -62,6 +75,30 @@ class Op(IntEnum):
     XOR = 0x0B
     ADD = 0x0C
     SATURATE = 0x0D
+    DISJOINT_CLEAR = 0x10
+    DISJOINT_SRC = 0x11
+    DISJOINT_DST = 0x12
+    DISJOINT_OVER = 0x13
+    DISJOINT_OVER_REVERSE = 0x14
+    DISJOINT_IN = 0x15
+    DISJOINT_IN_REVERSE = 0x16
+    DISJOINT_OUT = 0x17
+    DISJOINT_OUT_REVERSE = 0x18
+    DISJOINT_ATOP = 0x19
+    DISJOINT_ATOP_REVERSE = 0x1A
+    DISJOINT_XOR = 0x1B
+    CONJOINT_CLEAR = 0x20
+    CONJOINT_SRC = 0x21
+    CONJOINT_DST = 0x22
+    CONJOINT_OVER = 0x23
+    CONJOINT_OVER_REVERSE = 0x24
+    CONJOINT_IN = 0x25
+    CONJOINT_IN_REVERSE = 0x26
+    CONJOINT_OUT = 0x27
+    CONJOINT_OUT_REVERSE = 0x28
+    CONJOINT_ATOP = 0x29
+    CONJOINT_ATOP_REVERSE = 0x2A
+    CONJOINT_XOR = 0x2B
     MULTIPLY = 0x30
     SCREEN = 0x31
     OVERLAY = 0x32
@@ -77,6 +114,9 @@ class Op(IntEnum):
     HSL_SATURATION = 0x3C
     HSL_COLOR = 0x3D
     HSL_LUMINOSITY = 0x3E
+
+
+_HSL = {Op.HSL_HUE, Op.HSL_SATURATION, Op.HSL_COLOR, Op.HSL_LUMINOSITY}
 
 
 class Filter(IntEnum):
@@ -257,6 +297,8 @@ def _unified(op: int, s: np.ndarray, d: np.ndarray) -> np.ndarray:
         f = (ida * 255 + sa // 2) // np.maximum(sa, 1)
         s = np.where(over, _mul(s, f), s)
         return _sat(s + d)
+    if Op.DISJOINT_CLEAR <= op <= Op.CONJOINT_XOR:
+        return _joint(op, s, sa, d)
     raise AssertionError(op)
 
 
@@ -288,7 +330,74 @@ def _component(op: int, s: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarr
         return _sat(_mul(d, mm) + _mul(sm, 255 - da))
     if op == Op.XOR:
         return _sat(_mul(d, 255 - mm) + _mul(sm, 255 - da))
-    raise CompositeUnsupported(f"composite_op_{Op(op).name.lower()}_ca")
+    if op == Op.SATURATE:
+        # combine_saturate_ca: per channel, where m > 255 - da the source is scaled by
+        # ((255 - da) << 8) / m (a truncating division, not DIV_UN8), then added.
+        ida = 255 - da
+        f = (ida << 8) // np.maximum(mm, 1)
+        return _sat(d + np.where(mm > ida, _mul(sm, f), sm))
+    if Op.DISJOINT_CLEAR <= op <= Op.CONJOINT_XOR:
+        return _joint(op, sm, mm, d)
+    raise AssertionError(op)
+
+
+# --- DISJOINT_* / CONJOINT_* -------------------------------------------------------------------
+
+# pixman-combine32.c's COMBINE_* bits: which part of A (source) and of B (dest) is kept.
+_A_OUT, _A_IN, _B_OUT, _B_IN = 1, 2, 4, 8
+# op & 0xF -> bits, for the ops combine_{disjoint,conjoint}_general_{u,ca} do (CLEAR, SRC,
+# DST and DISJOINT_OVER_REVERSE use combine_clear / src / dst / saturate instead).
+_COMBINE = {0x3: _A_OUT | _A_IN | _B_OUT, 0x4: _A_OUT | _B_OUT | _B_IN, 0x5: _A_IN,
+            0x6: _B_IN, 0x7: _A_OUT, 0x8: _B_OUT, 0x9: _B_OUT | _A_IN, 0xA: _A_OUT | _B_IN,
+            0xB: _A_OUT | _B_OUT}
+
+
+def _div_un8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """DIV_UN8: (a * 255 + b / 2) / b, integer division (b > 0 wherever the result is used)."""
+    return (a * 255 + b // 2) // np.maximum(b, 1)
+
+
+def _out_part(a: np.ndarray, b: np.ndarray, disjoint: bool) -> np.ndarray:
+    """combine_disjoint_out_part min(1, (1 - b) / a) / combine_conjoint_out_part
+    max(1 - b / a, 0), in 8 bits."""
+    if disjoint:
+        nb = 255 - b
+        return np.where(nb >= a, 255, _div_un8(nb, a))
+    return np.where(b >= a, 0, 255 - _div_un8(b, a))
+
+
+def _in_part(a: np.ndarray, b: np.ndarray, disjoint: bool) -> np.ndarray:
+    """combine_disjoint_in_part max(1 - (1 - b) / a, 0) / combine_conjoint_in_part
+    min(1, b / a), in 8 bits."""
+    if disjoint:
+        nb = 255 - b
+        return np.where(nb >= a, 0, 255 - _div_un8(nb, a))
+    return np.where(b >= a, 255, _div_un8(b, a))
+
+
+def _factor(bits: int, out_bit: int, in_bit: int, a: np.ndarray, b: np.ndarray,
+            disjoint: bool) -> np.ndarray | int:
+    part = bits & (out_bit | in_bit)
+    if part == out_bit | in_bit:
+        return 255
+    if part == out_bit:
+        return _out_part(a, b, disjoint)
+    if part == in_bit:
+        return _in_part(a, b, disjoint)
+    return 0
+
+
+def _joint(op: int, s: np.ndarray, sa: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """combine_{disjoint,conjoint}_general_{u,ca}: per channel ``d * Fb + s * Fa`` (MUL_UN8
+    each, saturating add). ``sa`` is the source alpha (the ``_u`` form, s already multiplied by
+    the mask's alpha) or the mask times the source alpha per channel (``_ca``, after
+    combine_mask_ca). combine_disjoint_over_u's ``s == 0`` shortcut leaves d, as this does."""
+    disjoint = op < Op.CONJOINT_CLEAR
+    bits = _COMBINE[op & 0xF]
+    da = _alpha(d)
+    fa = _factor(bits, _A_OUT, _A_IN, sa, da, disjoint)
+    fb = _factor(bits, _B_OUT, _B_IN, da, sa, disjoint)
+    return _sat(_mul(d, fb) + _mul(s, fa))
 
 
 # --- PDF blend modes ---------------------------------------------------------------------------
@@ -431,9 +540,8 @@ def _blend(op: int, s: np.ndarray, m: np.ndarray | None, d: np.ndarray) -> np.nd
         if m is None:
             return _sat(_mul(d, s) + base).astype(np.uint8)
         return _sat(base + _mul(d, s)).astype(np.uint8)
-    if op in (Op.HSL_HUE, Op.HSL_SATURATION, Op.HSL_COLOR, Op.HSL_LUMINOSITY):
-        if m is not None:
-            raise CompositeUnsupported(f"composite_op_{Op(op).name.lower()}_ca")
+    if op in _HSL:
+        assert m is None  # composite() handles the HSL modes' component alpha (a no-op)
         dc = [d[..., 2], d[..., 1], d[..., 0]]
         sc = [s[..., 2], s[..., 1], s[..., 0]]
         r, g, b = _hsl(op, dc, da, sc, sa)
@@ -447,33 +555,50 @@ def _blend(op: int, s: np.ndarray, m: np.ndarray | None, d: np.ndarray) -> np.nd
 # --- the composite --------------------------------------------------------------------------
 
 _PORTER_DUFF = {Op.CLEAR, Op.SRC, Op.DST, Op.OVER, Op.OVER_REVERSE, Op.IN, Op.IN_REVERSE,
-                Op.OUT, Op.OUT_REVERSE, Op.ATOP, Op.ATOP_REVERSE, Op.XOR, Op.ADD, Op.SATURATE}
+                Op.OUT, Op.OUT_REVERSE, Op.ATOP, Op.ATOP_REVERSE, Op.XOR, Op.ADD, Op.SATURATE,
+                *(op for op in Op if Op.DISJOINT_CLEAR <= op <= Op.CONJOINT_XOR)}
+# pixman's operator_table holes (0x0e-0x0f, 0x1c-0x1f, 0x2c-0x2f) are zero-filled: there,
+# optimize_operator turns the op into PIXMAN_OP_CLEAR (0) whatever the images.
+_HOLES = {0x0E, 0x0F, 0x1C, 0x1D, 0x1E, 0x1F, 0x2C, 0x2D, 0x2E, 0x2F}
 
 
 def op_name(op: int) -> str:
     try:
         return Op(op).name.lower()
     except ValueError:
-        if 0x10 <= op <= 0x1B:
-            return "disjoint"
-        if 0x20 <= op <= 0x2B:
-            return "conjoint"
         return "unknown"
+
+
+def _combiner(op: int) -> int:
+    """The op whose combiner pixman (0.32, combine32.c's setup) runs for ``op``: the
+    DISJOINT_ / CONJOINT_ CLEAR, SRC and DST use combine_clear / src / dst, DISJOINT_OVER_REVERSE
+    is combine_saturate (u and ca), a hole of the operator table is CLEAR. Ops past
+    HSL_LUMINOSITY index beyond pixman's operator_table (undefined): a named gap."""
+    if op in _HOLES:
+        return Op.CLEAR
+    if op not in Op._value2member_map_:
+        raise CompositeUnsupported(f"composite_op_{op_name(op)}")
+    if Op.DISJOINT_CLEAR <= op <= Op.CONJOINT_XOR and op & 0xF <= 2:
+        return op & 0xF
+    if op == Op.DISJOINT_OVER_REVERSE:
+        return Op.SATURATE
+    return op
 
 
 def composite(op: int, src: Picture, mask: Picture | None, component_alpha: bool,
               dest: np.ndarray) -> np.ndarray:
     """pixman_image_composite32(op, src, mask, dest, ...) over the whole of ``dest`` (an
     (h, w, 4) BGRA array, read as premultiplied ARGB); returns the new (h, w, 4) uint8."""
-    if op not in Op._value2member_map_:
-        raise CompositeUnsupported(f"composite_op_{op_name(op)}")
+    op = _combiner(op)
     h, w = dest.shape[:2]
-    if op == Op.DST:
+    ca = mask is not None and component_alpha
+    if op == Op.DST or (ca and op in _HSL):
+        # The HSL modes have no _ca combiner: pixman sets combine_32_ca[HSL_*] (and
+        # combine_float_ca in later versions) to combine_dst, "noops for now".
         return dest.copy()
     s = fetch(src, h, w)
     d = dest.astype(np.int32)
     m = fetch(mask, h, w) if mask is not None else None
-    ca = m is not None and component_alpha
     if op in _PORTER_DUFF:
         if ca:
             assert m is not None

@@ -91,6 +91,11 @@ class AgentClient:
     def add_observer(self, observer: AgentObserver) -> None:
         self._observers.append(observer)
 
+    def remove_observer(self, observer: AgentObserver) -> None:
+        """Stop calling ``observer``; a no-op if it was not added."""
+        if observer in self._observers:
+            self._observers.remove(observer)
+
     def set_clipboard(self, text: str) -> None:
         """Put ``text`` on the guest's clipboard: grab now, send the text when the guest asks.
         Raises AgentUnavailable without an agent (or one that has no clipboard)."""

@@ -10,6 +10,9 @@ session's event loop.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ryll.channels.inputs import InputsChannel
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from ryll.session.session import Session
 
 #: type_text refuses more than this many characters (a paste is for passwords and commands).
+log = logging.getLogger("ryll.input")
 MAX_TEXT = 4096
 #: How long press_key holds the key down.
 KEY_HOLD_S = 0.02
@@ -51,6 +55,9 @@ class InputController:
         self.y = 0
         self.display_id = 0
         self._cursor_seen: tuple[int, int] | None = None
+        # Called as observer(characters, elapsed_ms) when type_text has typed all its text
+        # (--paste-text and the control socket's ``type`` both type through here).
+        self.paste_observers: list[Callable[[int, float], None]] = []
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -133,6 +140,7 @@ class InputController:
         if char_delay_ms < 0:
             raise ValueError("char_delay_ms must not be negative")
         strokes = text_to_keystrokes(text)
+        started = time.monotonic()
         ch = self.channel
         held_mods = [c for c in self._held if c in MODIFIERS]
         for code in reversed(held_mods):
@@ -153,6 +161,10 @@ class InputController:
                 for code in held_mods:
                     self._down(ch, code)
                 self._flush(ch)
+        elapsed_ms = (time.monotonic() - started) * 1000
+        log.info("paste completed: %d characters in %.0f ms", len(text), elapsed_ms)
+        for observer in list(self.paste_observers):
+            observer(len(text), elapsed_ms)
 
     @staticmethod
     def _caps_adjusted(ch: InputsChannel, combo: KeyCombo) -> KeyCombo:

@@ -85,7 +85,9 @@ class SessionEnd:
 class Session:
     target: Target
     ctx: ChannelContext = field(default_factory=ChannelContext)
-    on_event: Callable[[Channel, Event], None] | None = None
+    # Called with every channel event after the session has acted on it (front ends, the
+    # control socket); add and remove freely.
+    event_observers: list[Callable[[Channel, Event], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.channels: dict[tuple[int, int], LinkedInfo] = {}
@@ -281,8 +283,8 @@ class Session:
                 await self._on_event(channel, follow)
         if isinstance(channel, MainChannel):
             self.agent.handle_event(event)
-        if self.on_event is not None:
-            self.on_event(channel, event)
+        for observer in list(self.event_observers):
+            observer(channel, event)
 
     def _link_listed(self, event: ChannelsListed) -> None:
         session_id = self.ctx.state.session_id
