@@ -26,7 +26,14 @@ from ryll.testvm import (
     port_is_open,
     subject_string,
 )
-from ryll.testvm.build import _initramfs, _is_static_elf, guest_source, modinfo
+from ryll.testvm.build import (
+    _initramfs,
+    _is_static_elf,
+    guest_headers,
+    guest_programs,
+    guest_source,
+    modinfo,
+)
 
 HAVE_QEMU = shutil.which("qemu-system-x86_64") is not None
 needs_qemu = pytest.mark.skipif(
@@ -161,6 +168,11 @@ def test_modinfo_reads_a_built_module() -> None:
 def test_guest_sources_are_shipped() -> None:
     assert b"ryll: frame" in guest_source("drawer.c")
     assert b"/bin/drawer" in guest_source("init.sh")
+    assert set(guest_programs()) >= {"drawer", "agent", "cursor"}
+    # The programs share their marker and failure helpers through guest.h.
+    assert b"static void say(" in guest_headers()["guest.h"]
+    for name, src in guest_programs().items():
+        assert b'#include "guest.h"' in src, name
 
 
 def test_is_static_elf() -> None:

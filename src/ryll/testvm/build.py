@@ -90,12 +90,17 @@ def guest_source(name: str) -> bytes:
 
 def guest_programs() -> dict[str, bytes]:
     """Every ``guest/<name>.c``: program name -> source."""
+    return {name[:-2]: src for name, src in _guest_files(".c").items()}
+
+
+def guest_headers() -> dict[str, bytes]:
+    """Every ``guest/<name>.h`` (shared by the programs): file name -> text."""
+    return _guest_files(".h")
+
+
+def _guest_files(suffix: str) -> dict[str, bytes]:
     guest = resources.files("ryll.testvm").joinpath("guest")
-    return {
-        entry.name[:-2]: entry.read_bytes()
-        for entry in guest.iterdir()
-        if entry.name.endswith(".c")
-    }
+    return {e.name: e.read_bytes() for e in guest.iterdir() if e.name.endswith(suffix)}
 
 
 def ensure_artifacts(cache_dir: Path | None = None) -> Artifacts:
@@ -119,11 +124,13 @@ def _ensure(cache: Path) -> Artifacts:
 
     package = _kernel_package(old)
     programs = guest_programs()
+    headers = guest_headers()
     init_src = guest_source("init.sh")
     wanted: dict[str, object] = {
         "format": BUILD_FORMAT,
         "kernel_package": package,
         "programs_sha256": {name: _sha256(src) for name, src in sorted(programs.items())},
+        "headers_sha256": {name: _sha256(src) for name, src in sorted(headers.items())},
         "init_sha256": _sha256(init_src),
         "gcc_flags": list(GCC_FLAGS),
         "modules": list(GUEST_MODULES),
@@ -140,7 +147,9 @@ def _ensure(cache: Path) -> Artifacts:
         return Artifacts(kernel=kernel, initrd=initrd, kernel_package=package)
 
     log.info("building test VM initramfs in %s", cache)
-    binaries = {name: _compile(cache, name, src).read_bytes() for name, src in programs.items()}
+    binaries = {
+        name: _compile(cache, name, src, headers).read_bytes() for name, src in programs.items()
+    }
     image = _initramfs(init_src, busybox.read_bytes(), binaries, modules)
     _write_atomic(initrd, image)
     _write_atomic(stamp_path, (json.dumps(wanted, indent=2, sort_keys=True) + "\n").encode())
@@ -356,9 +365,11 @@ def _scan_deb(
         raise TestVMError(f"dpkg-deb --fsys-tarfile {deb.name} failed ({rc}): {stderr.strip()}")
 
 
-def _compile(cache: Path, name: str, source: bytes) -> Path:
+def _compile(cache: Path, name: str, source: bytes, headers: dict[str, bytes]) -> Path:
     bdir = cache / "build"
     bdir.mkdir(parents=True, exist_ok=True)
+    for header, text in headers.items():
+        (bdir / header).write_bytes(text)
     src = bdir / f"{name}.c"
     out = bdir / name
     src.write_bytes(source)

@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest.h"
+
 /* vd_agent.h, the parts used here (all little-endian, packed). */
 enum { VDP_CLIENT_PORT = 1, VDP_SERVER_PORT = 2 };
 #define VD_AGENT_PROTOCOL 1
@@ -61,29 +63,6 @@ enum { VD_AGENT_SUCCESS = 1, VD_AGENT_ERROR = 2 };
 #define MSG_HEADER_SIZE 20
 /* The largest message this agent takes; bigger ones are skipped. */
 #define MAX_MSG (1024 * 1024)
-
-static void say(const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if (n > (int)sizeof buf - 2)
-        n = sizeof buf - 2;
-    buf[n++] = '\n';
-    ssize_t off = 0;
-    while (off < n) {
-        ssize_t w = write(1, buf + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        off += w;
-    }
-}
 
 static uint32_t get32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
 static void put32(uint8_t *p, uint32_t v) { p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24; }

@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest.h"
+
 /* ---- DRM uapi (include/uapi/drm/drm.h, drm_mode.h) --------------------------------------- */
 
 struct drm_mode_modeinfo {
@@ -115,50 +117,6 @@ struct drm_mode_cursor2 {
 #define DRM_MODE_CURSOR_BO 0x01
 #define DRM_MODE_CURSOR_MOVE 0x02
 #define DRM_MODE_CONNECTED 1
-
-/* ---- output -------------------------------------------------------------------------------- */
-
-static void say(const char *fmt, ...)
-{
-    char buf[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if (n > (int)sizeof buf - 2)
-        n = sizeof buf - 2;
-    buf[n++] = '\n';
-    ssize_t off = 0;
-    while (off < n) {
-        ssize_t w = write(1, buf + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        off += w;
-    }
-}
-
-static void idle_forever(void)
-{
-    say("ryll: idle");
-    for (;;)
-        sleep(3600);
-}
-
-static void fail(const char *fmt, ...)
-{
-    char buf[200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    say("ryll: error %s", buf);
-    for (;;)
-        sleep(3600);
-}
 
 static int xioctl(int fd, unsigned long req, void *arg)
 {

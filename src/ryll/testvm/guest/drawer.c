@@ -41,52 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ------------------------------------------------------------------------------------------ */
-/* Output                                                                                       */
-
-static void say(const char *fmt, ...)
-{
-    char buf[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if (n > (int)sizeof buf - 2)
-        n = sizeof buf - 2;
-    buf[n++] = '\n';
-    /* One write per line so markers never interleave with anything else. */
-    ssize_t off = 0;
-    while (off < n) {
-        ssize_t w = write(1, buf + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        off += w;
-    }
-}
-
-static void idle_forever(void)
-{
-    say("ryll: idle");
-    for (;;)
-        sleep(3600);
-}
-
-static void fail(const char *fmt, ...)
-{
-    char buf[200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    say("ryll: error %s", buf);
-    /* Stay alive: the test sees the error line instead of a kernel panic. */
-    for (;;)
-        sleep(3600);
-}
+#include "guest.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Bochs VBE dispi                                                                              */
