@@ -12,10 +12,12 @@ from tests.channels.test_channels import frame
 
 from ryll.channels.context import ChannelContext
 from ryll.channels.cursor import CursorChannel
+from ryll.channels.display import DisplayChannel
 from ryll.cli.main import main
-from ryll.cli.screenshot import composite_cursor
-from ryll.protocol.constants import CursorFlags, CursorServer, CursorType
+from ryll.protocol.constants import CursorFlags, CursorServer, CursorType, SurfaceFlags, SurfaceFmt
 from ryll.render.cursor import CursorCache
+from ryll.render.surface import Surface
+from ryll.session.screens import Monitor, grab
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "cursor" / "qxl-drm-cursor.bin"
 NONE, CACHE_ME, FROM_CACHE = CursorFlags.NONE, CursorFlags.CACHE_ME, CursorFlags.FROM_CACHE
@@ -188,18 +190,22 @@ def test_real_server_qxl_drm_cursor() -> None:
     assert len(ctx.gaps) == 0
 
 
-def test_composite_cursor_uses_hotspot_and_visibility() -> None:
-    ch, _ = chan()
+def test_screen_grab_draws_the_cursor_at_its_hotspot_when_visible() -> None:
+    ch, ctx = chan()
     replay_fixture(ch)
     assert ch.shape is not None
-    frame_rgb = np.zeros((480, 640, 3), np.uint8)
-    out = composite_cursor(frame_rgb, ch)
+    surface = Surface(0, 640, 480, SurfaceFmt.FMT_32_xRGB, SurfaceFlags.PRIMARY)
+    surface.pixels[...] = (0, 0, 0, 255)
+    monitor = Monitor(DisplayChannel(0, ctx), surface, ch)
+    black = np.zeros((480, 640, 3), np.uint8)
+    out = grab(monitor, with_cursor=True)
     # The guest put the cursor's top-left at (320, 240); its first pixel is opaque.
     assert tuple(out[240, 320]) == tuple(ch.shape.rgba[0, 0, :3])
     assert out[:240].max() == 0 and out[:, :320].max() == 0
+    assert np.array_equal(grab(monitor), black)  # without the cursor
     ch.visible = False
-    assert np.array_equal(composite_cursor(frame_rgb, ch), frame_rgb)
-    assert np.array_equal(composite_cursor(frame_rgb, None), frame_rgb)
+    assert np.array_equal(grab(monitor, with_cursor=True), black)
+    assert np.array_equal(grab(Monitor(monitor.display, surface, None), True), black)
 
 
 def test_screenshot_cursor_needs_screenshot(capsys: pytest.CaptureFixture[str]) -> None:

@@ -79,6 +79,9 @@ class Channel:
         # for big messages) and by callers on the event loop (a key press, an agent message);
         # the lock keeps serial numbers, queue order and the hand-over to the writer whole.
         self._out_lock = threading.Lock()
+        # Held while a message is handled (on the event loop or in a worker thread); readers
+        # in other threads (a screenshot) take it to see state between messages only.
+        self.lock = threading.RLock()
         self._events: list[Event] = []
         self.stats = ChannelStats()
         self.ack_window = 0
@@ -103,6 +106,10 @@ class Channel:
     def handle(self, message: Message) -> list[Event]:
         """Handle one framed message: its sub-messages first, then the ACK window, then the
         message itself (the order of spice-gtk's spice_channel_recv_msg)."""
+        with self.lock:
+            return self._handle(message)
+
+    def _handle(self, message: Message) -> list[Event]:
         self.stats.messages_in += 1
         if self.ctx.tap is not None:
             self.ctx.tap(self.channel_type, self.channel_id, "in", message.type, message.body)

@@ -118,7 +118,8 @@ class DisplayChannel(Channel):
         the first time are repeated with the same ids, which changes nothing)."""
         name = self.message_name(message.type)
         try:
-            self.handlers[message.type](self, message.body)
+            with self.lock:
+                self.handlers[message.type](self, message.body)
         except ProtocolError as exc:
             self.ctx.gaps.register(f"display:malformed:{name}", str(exc), message.body,
                                    self.state())

@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import io
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
 from ryll import __version__
 from ryll.channels.agent import AgentUnavailable
@@ -25,9 +23,8 @@ from ryll.channels.cursor import CursorChannel
 from ryll.channels.display import DisplayChannel
 from ryll.control.protocol import ControlError, ErrorCode, Request
 from ryll.protocol.constants import ChannelType
-from ryll.render.cursor import composite
-from ryll.render.surface import Surface
 from ryll.session.input import InputController, InputUnavailable
+from ryll.session.screens import encode_png, grab, monitors
 from ryll.session.session import Session
 
 if TYPE_CHECKING:
@@ -135,24 +132,24 @@ class Commands:
         return {}
 
     async def screenshot(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
-        surfaces = primary_surfaces(self.session)
-        if not surfaces:
+        screens = monitors(self.session)
+        if not screens:
             raise ControlError(ErrorCode.NO_CHANNEL, "no display surface yet")
         index = args["display"]
-        if index >= len(surfaces):
+        if index >= len(screens):
             raise ControlError(ErrorCode.BAD_ARGUMENT,
-                               f"screenshot: no display {index} (displays: {len(surfaces)})")
-        channel_id, surface = surfaces[index]
-        # Copy on the loop thread (the channels draw there), encode in a worker.
-        rgba = surface_rgba(surface)
-        if args["cursor"]:
-            rgba = self._with_cursor(rgba, channel_id)
+                               f"screenshot: no display {index} (displays: {len(screens)})")
+        monitor = screens[index]
+        surface = monitor.surface
+        # In a worker: the copy may wait for the display channel's current message.
+        pixels = await asyncio.to_thread(grab, monitor, args["cursor"])
         fmt = args["format"]
         if fmt == "png":
-            keep_alpha = surface.has_alpha
-            data = await asyncio.to_thread(encode_png, rgba, keep_alpha)
-        else:
-            data = rgba.tobytes()
+            data = await asyncio.to_thread(encode_png, pixels)
+        elif pixels.shape[2] == 4:
+            data = pixels.tobytes()
+        else:  # xRGB surfaces: raw RGBA with alpha 255
+            data = np.dstack([pixels, np.full(pixels.shape[:2], 255, np.uint8)]).tobytes()
         return {
             "format": fmt,
             "display": index,
@@ -160,13 +157,6 @@ class Commands:
             "height": surface.height,
             "data": base64.b64encode(data).decode("ascii"),
         }
-
-    def _with_cursor(self, rgba: np.ndarray, channel_id: int) -> np.ndarray:
-        """The cursor channel with the display channel's id, drawn in when it is visible."""
-        cursor = self.session.channel(ChannelType.CURSOR, channel_id)
-        if not isinstance(cursor, CursorChannel) or not cursor.visible or cursor.shape is None:
-            return rgba
-        return composite(rgba, cursor.shape, cursor.x, cursor.y)
 
     async def clipboard_set(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
         agent = self._agent()
@@ -238,31 +228,6 @@ def _bad_argument() -> Iterator[None]:
 # --- pictures ---------------------------------------------------------------------------------
 
 
-def primary_surfaces(session: Session) -> list[tuple[int, Surface]]:
-    """(display channel id, surface) of each monitor, in ``--screenshot``'s order: display
-    channel id, then surface id. ``screenshot``'s ``display`` indexes this list."""
-    out: list[tuple[int, Surface]] = []
-    for display in sorted(session.display_channels(), key=lambda d: d.channel_id):
-        primary = [s for s in display.surfaces.values() if s.primary]
-        out.extend((display.channel_id, s) for s in sorted(primary, key=lambda s: s.surface_id))
-    return out
-
-
-def surface_rgba(surface: Surface) -> np.ndarray:
-    """(H, W, 4) RGBA copy; xRGB surfaces keep alpha 255."""
-    return np.ascontiguousarray(surface.pixels[..., [2, 1, 0, 3]])
-
-
-def encode_png(rgba: np.ndarray, keep_alpha: bool) -> bytes:
-    """PNG bytes: RGB for xRGB surfaces (as ``--screenshot`` writes them), RGBA otherwise."""
-    buf = io.BytesIO()
-    if keep_alpha:
-        Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
-    else:
-        Image.fromarray(np.ascontiguousarray(rgba[..., :3]), "RGB").save(buf, format="PNG")
-    return buf.getvalue()
-
-
 # --- status -----------------------------------------------------------------------------------
 
 
@@ -285,8 +250,9 @@ def build_status(session: Session, server: ControlServer) -> dict[str, Any]:
         stats.pop("by_message", None)
         channels.append({"name": info.channel.name, "id": cid, "tls": info.tls, **stats})
     displays = []
-    for index, (channel_id, s) in enumerate(primary_surfaces(session)):
-        displays.append({"display": index, "channel_id": channel_id, **s.as_dict()})
+    for index, monitor in enumerate(monitors(session)):
+        displays.append({"display": index, "channel_id": monitor.channel_id,
+                         **monitor.surface.as_dict()})
     display_channels: list[DisplayChannel] = session.display_channels()
     bytes_in, bytes_out = session.totals()
     gaps = session.ctx.gaps.counts()
