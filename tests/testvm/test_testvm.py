@@ -221,6 +221,31 @@ def test_testvm_rejects_bad_arguments() -> None:
     vm.stop()  # stopping a VM that never started is harmless
 
 
+def test_testvm_heads(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        TestVM(heads=0)
+    with pytest.raises(ValueError):
+        TestVM(vga="std", heads=2)
+    one = TestVM(scene=None)
+    two = TestVM(scene=None, heads=2)
+    three = TestVM(scene="heads", heads=3, extra_cmdline="ryll.load=qxl")
+    assert one.display_devices == []
+    assert two.display_devices == ["ryllqxl0", "ryllqxl1"]
+    assert three.kernel_cmdline == (
+        "console=ttyS0 quiet ryll.scene=heads ryll.mode=640x480 ryll.heads=3 ryll.load=qxl"
+    )
+    assert "ryll.heads" not in one.kernel_cmdline
+    for vm in (one, two):  # white box: what _launch would run, without running it
+        vm._workdir, vm._port = tmp_path, 5930
+    cmd = one._build_cmdline()
+    assert cmd[cmd.index("-vga") + 1] == "qxl" and "-device" not in cmd  # as before
+    cmd = two._build_cmdline()
+    assert cmd[cmd.index("-vga") + 1] == "none"
+    devices = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-device"]
+    assert devices == ["qxl-vga,id=ryllqxl0", "qxl,id=ryllqxl1"]
+    assert "heads=2" in repr(two)
+
+
 # ---------------------------------------------------------------------------------------------
 # e2e: the real VM
 

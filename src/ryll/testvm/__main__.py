@@ -26,6 +26,8 @@ def _vm_options(p: argparse.ArgumentParser) -> None:
         help="the guest's workload; none = no kernel (SeaBIOS screen)",
     )
     p.add_argument("--mode", default="640x480", help="first display mode, WxH")
+    p.add_argument("--heads", type=int, default=1,
+                   help="QXL devices (SPICE display channels); scene 'heads' draws on each")
     p.add_argument("--mode2", help="second mode of the 'modes' scene (guest default 1024x768)")
     p.add_argument("--hold", type=int, help="seconds before the 'modes' scene switches")
     p.add_argument(
@@ -65,6 +67,7 @@ def _make_vm(args: argparse.Namespace) -> TestVM:
         vga=args.vga,
         scene=None if args.scene == "none" else args.scene,
         mode=args.mode,
+        heads=args.heads,
         extra_cmdline=" ".join(words),
         password=password,
         tls_dir=args.tls_dir,

@@ -40,7 +40,9 @@ from ryll.testvm.qmp import QMPClient
 
 QEMU = "qemu-system-x86_64"
 VGAS = ("qxl", "std", "virtio")
-SCENES = ("static", "animate", "modes", "cursor", "input")
+SCENES = ("static", "animate", "modes", "cursor", "input", "heads")
+#: The QEMU device ids of the QXL devices of a VM with ``heads`` > 1 (head 0 is the VGA one).
+QXL_ID = "ryllqxl{}"
 _ERROR_RE = re.compile(r"ryll: error[^\r\n]*")
 
 
@@ -73,6 +75,7 @@ class TestVM:
         vga: str = "qxl",
         scene: str | None = "static",
         mode: str = "640x480",
+        heads: int = 1,
         extra_cmdline: str = "",
         password: str | None = None,
         tls_dir: Path | str | None = None,
@@ -93,8 +96,14 @@ class TestVM:
         """
         vga: "qxl", "std" or "virtio" (QEMU's ``-vga``).
         scene: the guest's workload ("static", "animate", "modes") or None for no kernel;
-            "cursor" (guest/cursor.c) needs extra_cmdline="ryll.load=qxl".
+            "cursor" and "heads" (guest/cursor.c) need extra_cmdline="ryll.load=qxl".
         mode: the guest's first display mode, "WxH".
+        heads: the number of QXL devices, each a SPICE display channel (and cursor channel) of
+            its own. 1 is QEMU's ``-vga qxl``; more (vga="qxl" only) is ``-vga none``, a
+            ``qxl-vga`` device with id "ryllqxl0" and ``qxl`` devices "ryllqxl1"... (see
+            ``display_devices``), and "ryll.heads=N" on the kernel command line. The extra
+            devices have no VGA mode: only the guest's qxl DRM driver shows anything on them
+            (scene="heads").
         extra_cmdline: appended to the kernel command line, e.g. "ryll.mode2=800x600 ryll.hold=2"
             or "ryll.seconds=5".
         password: the SPICE ticket (None: ``disable-ticketing=on``).
@@ -119,7 +128,12 @@ class TestVM:
             raise ValueError(f"scene must be one of {SCENES} or None, not {scene!r}")
         if not re.fullmatch(r"\d+x\d+", mode):
             raise ValueError(f"mode must look like 640x480, not {mode!r}")
+        if heads < 1 or heads > 4:
+            raise ValueError(f"heads must be 1 to 4, not {heads!r}")
+        if heads > 1 and vga != "qxl":
+            raise ValueError(f"heads={heads} needs vga='qxl', not {vga!r}")
         self.vga = vga
+        self.heads = heads
         self.scene = scene
         self.mode = mode
         self.extra_cmdline = extra_cmdline
@@ -215,8 +229,16 @@ class TestVM:
         return self._qmp
 
     @property
+    def display_devices(self) -> list[str]:
+        """The QEMU device ids of the QXL devices, head 0 first ([] for ``heads=1``, whose
+        ``-vga`` device has no id: ``screendump()`` without a device dumps it)."""
+        return [QXL_ID.format(i) for i in range(self.heads)] if self.heads > 1 else []
+
+    @property
     def kernel_cmdline(self) -> str:
         parts = ["console=ttyS0", "quiet", f"ryll.scene={self.scene}", f"ryll.mode={self.mode}"]
+        if self.heads > 1:
+            parts.append(f"ryll.heads={self.heads}")
         if self.extra_cmdline:
             parts.append(self.extra_cmdline)
         return " ".join(parts)
@@ -352,9 +374,12 @@ class TestVM:
     def wait_idle(self, timeout: float = 60.0, after: int = 0) -> int:
         return self.wait_serial(r"ryll: idle\r?\n", timeout, after)
 
-    def screendump(self) -> np.ndarray:
-        """QEMU's view of the guest display: an (H, W, 3) uint8 RGB array."""
-        return self.qmp.screendump_array(tmpdir=self.workdir)
+    def screendump(self, device: str | None = None, head: int | None = None) -> np.ndarray:
+        """QEMU's view of the guest display: an (H, W, 3) uint8 RGB array.
+
+        device: a display device's id (see ``display_devices``; None: the primary display);
+        head: the head of that device (None: 0). Both are QMP screendump's own arguments."""
+        return self.qmp.screendump_array(device=device, head=head, tmpdir=self.workdir)
 
     def system_reset(self) -> None:
         """Resets the guest (like the reset button); the guest boots again."""
@@ -400,6 +425,12 @@ class TestVM:
         ):
             if value is not None:
                 spice.append(f"{name}={value}")
+        if self.heads > 1:
+            vga = ["-vga", "none", "-device", f"qxl-vga,id={QXL_ID.format(0)}"]
+            for i in range(1, self.heads):
+                vga += ["-device", f"qxl,id={QXL_ID.format(i)}"]
+        else:
+            vga = ["-vga", self.vga]
         if self.usb_tablet:
             extra += ["-usb", "-device", "usb-tablet"]
         if self.agent_port:
@@ -419,7 +450,7 @@ class TestVM:
             "-machine", "accel=tcg",
             "-cpu", "max",
             "-m", str(self.memory_mb),
-            "-vga", self.vga,
+            *vga,
             "-display", "none",
             "-monitor", "none",
             "-nic", "none",
@@ -519,7 +550,10 @@ class TestVM:
     def __repr__(self) -> str:
         where = f" on {self.host}:{self._port}" if self._port else ""
         state = "running" if self.running else "stopped"
-        return f"<TestVM vga={self.vga} scene={self.scene} mode={self.mode} {state}{where}>"
+        heads = f" heads={self.heads}" if self.heads > 1 else ""
+        return (
+            f"<TestVM vga={self.vga}{heads} scene={self.scene} mode={self.mode} {state}{where}>"
+        )
 
 
 class _PortInUse(TestVMError):

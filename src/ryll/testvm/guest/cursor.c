@@ -1,5 +1,5 @@
 /*
- * cursor: the "cursor" scene of ryll's test VM (drawer execs /bin/cursor for scene=cursor).
+ * cursor: the "cursor" and "heads" scenes of ryll's test VM (drawer execs /bin/cursor for them).
  *
  * Needs the qxl DRM driver (kernel command line "ryll.load=qxl"). Opens /dev/dri/card0, becomes
  * DRM master, finds a connected connector and a CRTC for it, scans out a dumb buffer with a known
@@ -8,17 +8,26 @@
  * cursor commands (SET with a SPICE_CURSOR_TYPE_ALPHA shape, MOVE), which spice-server sends on
  * the cursor channel.
  *
+ * scene=heads does the same scan-out (no cursor) on every DRM card: card0, card1, ... (one per QXL
+ * device, each a SPICE display channel of its own), waiting for the first "heads=N" of them, with
+ * a different picture on each (head_pixel()), head 0 in mode=WxH, head 1 in mode2=WxH (default
+ * 800x600), further heads in their preferred mode; a mode the connector lacks falls back to the
+ * preferred one.
+ *
  * Only plain libc and <linux/ioctl.h> are used: the DRM uapi structures below are copied from the
  * kernel's include/uapi/drm/drm.h and drm_mode.h (a stable ABI), since Debian's linux-libc-dev
  * does not ship drm/ headers and libdrm is not needed for six ioctls.
  *
- * Pictures (both pure functions, mirrored by tests/e2e/test_cursor.py):
+ * Pictures (pure functions, mirrored by tests/e2e/test_cursor.py and test_multihead.py):
  *   screen  pixel (x, y) = 0xFF000000 | (x & 0xFF) << 16 | (y & 0xFF) << 8 | ((x ^ y) & 0xFF)
  *   cursor  see cursor_pixel() below
+ *   heads   see head_pixel() below
  *
- * Arguments: mode=WxH (others are ignored). Markers on stdout (the serial console):
- *   "ryll: mode set WxH", "ryll: cursor set X Y hot HX HY", "ryll: cursor moved X Y",
- *   "ryll: idle", "ryll: error ...".
+ * Arguments: scene=cursor|heads (default cursor), mode=WxH, mode2=WxH, heads=N (others are
+ * ignored). Markers on stdout (the serial console):
+ *   cursor: "ryll: mode set WxH", "ryll: cursor set X Y hot HX HY", "ryll: cursor moved X Y";
+ *   heads: "ryll: head N WxH drawn" per card, then "ryll: heads N" (how many);
+ *   both: "ryll: idle", "ryll: error ...".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -152,9 +161,35 @@ static uint32_t cursor_pixel(int x, int y)
     return a << 24 | r << 16 | g << 8 | b;
 }
 
-static uint32_t screen_pixel(int x, int y)
+static uint32_t screen_pixel(int head, int x, int y, int W, int H)
 {
+    (void)head, (void)W, (void)H;
     return 0xFF000000u | (uint32_t)(x & 0xFF) << 16 | (uint32_t)(y & 0xFF) << 8 | (uint32_t)((x ^ y) & 0xFF);
+}
+
+/* scene=heads: head N's picture. A frame in the head's colour; above the middle, 40x30 tiles of
+ * one colour each (hashed from the tile and the head: many colours, flat areas); below it on
+ * the left a smooth gradient, on the right 16-pixel columns alternating between flat grey and
+ * an x^y pattern (a function of x and y only, the same on every head). */
+static uint32_t head_pixel(int head, int x, int y, int W, int H)
+{
+    static const uint32_t frame[4] = {0xE03020, 0x20C040, 0x3050E0, 0xD0C020};
+    uint32_t h = (uint32_t)head;
+    if (x < 6 || y < 6 || x >= W - 6 || y >= H - 6)
+        return 0xFF000000u | frame[h & 3];
+    if (y < H / 2) {
+        uint32_t v = ((uint32_t)(x / 40) * 7 + (uint32_t)(y / 30) * 13 + h * 101) * 2654435761u;
+        return 0xFF000000u | (v >> 8);
+    }
+    if (x < W / 2) {
+        uint32_t r = (uint32_t)x * 255 / (uint32_t)(W / 2);
+        uint32_t g = (uint32_t)(y - H / 2) * 255 / (uint32_t)(H - H / 2);
+        return 0xFF000000u | r << 16 | g << 8 | ((h * 60 + 40) & 0xFF);
+    }
+    /* The same on every head where they overlap: GLZ can refer to another head's image. */
+    if ((x / 16) & 1)
+        return 0xFF000000u | (uint32_t)((x ^ y) & 0xFF) << 16 | (uint32_t)(x * 3 & 0xFF) << 8 | 0x40;
+    return 0xFF808080u;
 }
 
 /* ---- DRM ----------------------------------------------------------------------------------- */
@@ -182,17 +217,20 @@ static void create_dumb(int fd, int w, int h, struct dumb *d)
     d->map = p;
 }
 
-static int open_card(void)
+/* Opens /dev/dri/cardN, waiting up to `wait_ms` for it (the module loads just before us; its
+ * device node may take a moment). -1 if it is not there by then. */
+static int open_card(int n, int wait_ms)
 {
-    /* The module loads just before us; its device node may take a moment. */
-    for (int i = 0; i < 100; i++) {
-        int fd = open("/dev/dri/card0", O_RDWR | O_CLOEXEC);
+    char path[32];
+    snprintf(path, sizeof path, "/dev/dri/card%d", n);
+    for (int waited = 0;; waited += 100) {
+        int fd = open(path, O_RDWR | O_CLOEXEC);
         if (fd >= 0)
             return fd;
+        if (waited >= wait_ms)
+            return -1;
         sleep_ms(100);
     }
-    fail("open /dev/dri/card0: %s (is ryll.load=qxl on the kernel command line?)", strerror(errno));
-    return -1;
 }
 
 static int parse_mode(const char *s, int *w, int *h)
@@ -200,17 +238,18 @@ static int parse_mode(const char *s, int *w, int *h)
     return sscanf(s, "%dx%d", w, h) == 2 && *w > 0 && *h > 0 ? 0 : -1;
 }
 
-int main(int argc, char **argv)
-{
-    const char *mode = "640x480";
-    for (int i = 1; i < argc; i++)
-        if (!strncmp(argv[i], "mode=", 5))
-            mode = argv[i] + 5;
-    int want_w, want_h;
-    if (parse_mode(mode, &want_w, &want_h) < 0)
-        fail("bad mode '%s' (want WxH)", mode);
+/* What set_up_screen() made: the CRTC that scans out a picture of W x H. */
+struct screen {
+    uint32_t crtc_id;
+    int W, H;
+};
 
-    int fd = open_card();
+/* On the DRM device `fd`: becomes master, takes the first connected connector and the wanted mode
+ * on it (else its first, the preferred one), a CRTC for it, and scans out a dumb buffer holding
+ * pixel(head, x, y, W, H) for every pixel, with a DIRTYFB over all of it. */
+static struct screen set_up_screen(int fd, int want_w, int want_h, int head,
+                                   uint32_t (*pixel)(int head, int x, int y, int W, int H))
+{
     if (xioctl(fd, DRM_IOCTL_SET_MASTER, NULL) < 0)
         say("ryll: note SET_MASTER: %s", strerror(errno)); /* the first opener is master anyway */
 
@@ -281,7 +320,7 @@ int main(int argc, char **argv)
     for (int y = 0; y < H; y++) {
         uint32_t *row = (uint32_t *)(scr.map + (size_t)y * scr.pitch);
         for (int x = 0; x < W; x++)
-            row[x] = screen_pixel(x, y);
+            row[x] = pixel(head, x, y, W, H);
     }
     struct drm_mode_fb_cmd fbc = {
         .width = (uint32_t)W, .height = (uint32_t)H, .pitch = scr.pitch, .bpp = 32, .depth = 24,
@@ -301,7 +340,61 @@ int main(int argc, char **argv)
     };
     if (xioctl(fd, DRM_IOCTL_MODE_DIRTYFB, &dirty) < 0 && errno != ENOSYS)
         say("ryll: note DIRTYFB: %s", strerror(errno));
-    say("ryll: mode set %dx%d", W, H);
+    return (struct screen){crtc_id, W, H};
+}
+
+/* scene=heads: every DRM card (card0, card1, ... at least `heads` of them) gets its own picture,
+ * head_pixel(N, ...), in mode=WxH (head 0), mode2=WxH (head 1) or its preferred mode. */
+static void heads_scene(int heads, int w0, int h0, int w1, int h1)
+{
+    int n = 0;
+    for (;; n++) {
+        /* The cards the test asked for may still be probing; further ones are there or not. */
+        int fd = open_card(n, n < heads ? 10000 : 0);
+        if (fd < 0) {
+            if (n < heads)
+                fail("open /dev/dri/card%d: %s (is ryll.load=qxl on the kernel command line?)", n,
+                     strerror(errno));
+            break;
+        }
+        int w = n == 0 ? w0 : n == 1 ? w1 : 0, h = n == 0 ? h0 : n == 1 ? h1 : 0;
+        struct screen s = set_up_screen(fd, w, h, n, head_pixel);
+        say("ryll: head %d %dx%d drawn", n, s.W, s.H);
+        /* fd stays open: this process stays DRM master of every card while it idles. */
+    }
+    say("ryll: heads %d", n);
+    idle_forever();
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = "640x480", *mode2 = "800x600", *scene = "cursor";
+    int heads = 1; /* scene=heads: how many cards to wait for */
+    for (int i = 1; i < argc; i++) {
+        if (!strncmp(argv[i], "mode=", 5))
+            mode = argv[i] + 5;
+        else if (!strncmp(argv[i], "mode2=", 6))
+            mode2 = argv[i] + 6;
+        else if (!strncmp(argv[i], "scene=", 6))
+            scene = argv[i] + 6;
+        else if (!strncmp(argv[i], "heads=", 6))
+            heads = atoi(argv[i] + 6);
+    }
+    int want_w, want_h, w2, h2;
+    if (parse_mode(mode, &want_w, &want_h) < 0)
+        fail("bad mode '%s' (want WxH)", mode);
+    if (parse_mode(mode2, &w2, &h2) < 0)
+        fail("bad mode2 '%s' (want WxH)", mode2);
+    if (!strcmp(scene, "heads"))
+        heads_scene(heads, want_w, want_h, w2, h2);
+
+    int fd = open_card(0, 10000);
+    if (fd < 0)
+        fail("open /dev/dri/card0: %s (is ryll.load=qxl on the kernel command line?)",
+             strerror(errno));
+    struct screen scr = set_up_screen(fd, want_w, want_h, 0, screen_pixel);
+    uint32_t crtc_id = scr.crtc_id;
+    say("ryll: mode set %dx%d", scr.W, scr.H);
 
     struct dumb cur;
     create_dumb(fd, CURSOR_SIZE, CURSOR_SIZE, &cur);

@@ -9,7 +9,8 @@
  *
  * Arguments (the /init script passes every "ryll.KEY=VALUE" of the kernel command line as
  * "KEY=VALUE"):
- *   scene=static|animate|modes|cursor   what to do (default static; cursor: exec /bin/cursor)
+ *   scene=static|animate|modes|cursor|heads   what to do (default static; cursor and heads:
+ *                                exec /bin/cursor)
  *   mode=WxH                     first mode (default 640x480)
  *   mode2=WxH                    second mode of the "modes" scene (default 1024x768)
  *   hold=S                       seconds before the "modes" scene switches (default 3)
@@ -728,7 +729,8 @@ int main(int argc, char **argv)
         else if (!strncmp(a, "fps=", 4))
             fps = atoi(a + 4);
     }
-    if (!strcmp(scene_name, "cursor") && execv("/bin/cursor", argv) < 0) /* guest/cursor.c */
+    if ((!strcmp(scene_name, "cursor") || !strcmp(scene_name, "heads")) &&
+        execv("/bin/cursor", argv) < 0) /* guest/cursor.c */
         fail("exec /bin/cursor: %s", strerror(errno));
     int w, h, w2, h2;
     if (parse_mode(mode, &w, &h) < 0)
