@@ -11,7 +11,7 @@ import struct
 import numpy as np
 import pytest
 from tests.render import builders as B
-from tests.render import pixman_ref as P
+from tests.render import pixman_lib as PL
 
 from ryll.channels.context import ChannelContext
 from ryll.channels.display import DisplayChannel
@@ -134,21 +134,25 @@ def test_a_16_bit_surface_as_a_source_reads_back_expanded() -> None:
 
 
 def test_alpha_blend_on_16_bit_keeps_the_source_alpha_then_quantises() -> None:
-    # canvas_draw_alpha_blend asks for the original image (want_original TRUE).
+    # canvas_draw_alpha_blend asks for the original image (want_original TRUE): an a8r8g8b8
+    # source composited OVER the r5g6b5 canvas (the real pixman is the oracle).
     ch, ctx = make(SurfaceFmt.FMT_16_565)
     send(ch, DisplayServer.DRAW_FILL, B.draw_fill((0, 0, H, W), Ropd.OP_PUT, color=0x8410))
     a = np.random.default_rng(3).integers(0, 256, (H, W), dtype=np.int64)
     src = np.concatenate([(np.random.default_rng(4).integers(0, 256, (H, W, 3)) * a[..., None]
                            ) // 255, a[..., None]], axis=2).astype(np.uint8)
-    before = P.words(ch.surfaces[0].pixels)
+    before = ch.surfaces[0].pixels.copy()
     send(ch, DisplayServer.DRAW_ALPHA_BLEND, B.draw_alpha_blend(
         (0, 0, H, W), B.Image(src, fmt=BitmapFmt.FMT_RGBA), (0, 0, H, W), 255,
         flags=1))  # SRC_SURFACE_HAS_ALPHA
     assert ctx.gaps.counts() == {}
-    s = P.words(src)
-    over = np.array([[P.unified("over", s[y][x], None, before[y][x]) for x in range(W)]
-                     for y in range(H)], dtype="<u4").view(np.uint8).reshape(H, W, 4)
-    assert (ch.surfaces[0].pixels == expected_16(over, SurfaceFmt.FMT_16_565)).all()
+    PL.require()
+    with PL.create(PL.A8R8G8B8, PL.pack(src, PL.A8R8G8B8), W) as s, \
+            PL.create(PL.R5G6B5, PL.pack(before, PL.R5G6B5), W) as d:
+        PL.composite(3, s, None, d, (0, 0), (0, 0), W, H)  # OVER
+        want = PL.read_back(d)
+    assert (ch.surfaces[0].pixels == want).all()
+    assert (want == expected_16(want, SurfaceFmt.FMT_16_565)).all()
 
 
 def test_a8_surface_keeps_alpha_only() -> None:

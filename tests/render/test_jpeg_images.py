@@ -14,7 +14,7 @@ from ryll.codecs import lz as L
 from ryll.errors import DecodeError
 from ryll.protocol.constants import ImageFlags, ImageType
 from ryll.protocol.messages.draw import Image
-from ryll.render.images import decode_image
+from ryll.render.images import ImageKind, decode_image
 
 
 def _picture(h: int = 48, w: int = 64) -> np.ndarray:
@@ -28,12 +28,14 @@ def test_jpeg_image_decodes_lossy_and_is_cached_as_lossy() -> None:
     data = simplejpeg.encode_jpeg(rgb, quality=95, colorspace="RGB")
     ctx = ChannelContext()
     img = Image(7, ImageType.JPEG, ImageFlags.CACHE_ME, 64, 48, data=data)
-    px = decode_image(img, ctx.display_shared, {})
+    decoded = decode_image(img, ctx.display_shared, {})
+    px = decoded.pixels
+    assert decoded.kind == ImageKind.OPAQUE
     assert px.shape == (48, 64, 4)
     assert np.abs(px[..., 2::-1].astype(int) - rgb).mean() < 3  # lossy but close
     assert (px[..., 3] == 255).all()
     cached = ctx.display_shared.images.get(7)
-    assert cached is not None and cached.lossy
+    assert cached is not None and cached.lossy and cached.kind == ImageKind.OPAQUE
     # FROM_CACHE_LOSSLESS must not be satisfied by a lossy entry.
     with pytest.raises(DecodeError) as exc:
         decode_image(Image(7, ImageType.FROM_CACHE_LOSSLESS, 0, 64, 48),
@@ -49,7 +51,9 @@ def test_jpeg_alpha_takes_alpha_from_the_lz_plane() -> None:
     rgba[..., 3] = alpha
     alpha_lz = _lz_enc.encode_lz(L.XXXA, rgba)
     img = Image(8, ImageType.JPEG_ALPHA, 0, 64, 48, data=jpeg + alpha_lz, jpeg_size=len(jpeg))
-    px = decode_image(img, ChannelContext().display_shared, {})
+    decoded = decode_image(img, ChannelContext().display_shared, {})
+    px = decoded.pixels
+    assert decoded.kind == ImageKind.ALPHA  # canvas_get_jpeg_alpha: a8r8g8b8
     assert (px[..., 3] == alpha).all()
     assert np.abs(px[..., 2::-1].astype(int) - rgb).mean() < 3
 

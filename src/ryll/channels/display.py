@@ -28,7 +28,6 @@ from ryll.channels.events import (
 from ryll.codecs.glz import GlzWaitNeeded
 from ryll.errors import DecodeError, ProtocolError
 from ryll.protocol.constants import (
-    BitmapFmt,
     BrushType,
     ChannelType,
     CompositeFlags,
@@ -50,8 +49,8 @@ from ryll.protocol.messages.base import parse_wait_for_channels
 from ryll.protocol.reader import Reader
 from ryll.render import canvas, ops
 from ryll.render.canvas import Region
-from ryll.render.composite import CompositeUnsupported, Picture, composite
-from ryll.render.images import ImageUnsupported, codec_name, decode_image
+from ryll.render.composite import CompositeUnsupported, Format, Picture, composite
+from ryll.render.images import Decoded, ImageKind, ImageUnsupported, codec_name, decode_image
 from ryll.render.mask import MaskUnsupported, decode_mask, surface_bits
 from ryll.render.rop import RopInput, SpiceRop, ropd_to_rop
 from ryll.render.streams import MAX_STREAM_ID, MAX_STREAMS, Stream, StreamTable
@@ -73,6 +72,37 @@ VIDEO_CODEC_CAPS: dict[int, DisplayCap] = {
 # Surfaces a server may keep alive at once. spice-server's QXL device allows 1024 (qxl
 # n_surfaces default); beyond that we refuse, so a hostile stream of creates stays bounded.
 MAX_SURFACES = 1024
+
+
+# analyze_extent: a source box (origin .. origin + size, widened by 1) must fit int16, so
+# pixman composites nothing over a box this wide or high.
+_PIXMAN_MAX_BOX = 0xFFFE
+
+_PIXMAN_FORMATS: dict[int, Format] = {
+    SurfaceFmt.FMT_32_xRGB: Format.X8R8G8B8,
+    SurfaceFmt.FMT_32_ARGB: Format.A8R8G8B8,
+    SurfaceFmt.FMT_16_565: Format.R5G6B5,
+    SurfaceFmt.FMT_16_555: Format.X1R5G5B5,
+    SurfaceFmt.FMT_8_A: Format.A8,
+    SurfaceFmt.FMT_1_A: Format.A1,
+}
+
+
+def pixman_format(surface_fmt: int) -> Format:
+    """spice_surface_format_to_pixman (a format spice-common does not know, which ryll keeps
+    as 32-bit without alpha, is x8r8g8b8)."""
+    return _PIXMAN_FORMATS.get(surface_fmt, Format.X8R8G8B8)
+
+
+def target_format(canvas_fmt: int, has_alpha: bool) -> Format:
+    """canvas_get_target_format: the canvas's format, except that on a 32-bit canvas an image
+    with alpha (a8r8g8b8) stays a8r8g8b8 and one without is x8r8g8b8."""
+    fmt = pixman_format(canvas_fmt)
+    if has_alpha and fmt == Format.X8R8G8B8:
+        return Format.A8R8G8B8
+    if not has_alpha and fmt == Format.A8R8G8B8:
+        return Format.X8R8G8B8
+    return fmt
 
 
 class DisplayChannel(Channel):
@@ -249,7 +279,7 @@ class DisplayChannel(Channel):
             self.ctx.gaps.register("display:orphan:draw", "draw on a surface never created")
         return surface
 
-    def _image(self, image: draw.Image | None) -> np.ndarray | None:
+    def _image(self, image: draw.Image | None) -> Decoded | None:
         """Decode (and cache) an image; on failure register the gap and return None."""
         if image is None:
             self.ctx.gaps.register("display:malformed:null_image", "draw without an image")
@@ -265,20 +295,26 @@ class DisplayChannel(Channel):
         return None
 
     @staticmethod
-    def _for(surface: Surface, image: draw.Image | None, pixels: np.ndarray) -> np.ndarray:
+    def _for(surface: Surface, image: draw.Image | None, decoded: Decoded) -> np.ndarray:
         """canvas_get_image(..., want_original=FALSE): a decoded image converted to the target
         canvas's format (canvas_get_target_format), as pixman reads it back. A SURFACE image
-        is used as it is. An A8 bitmap is not "alpha" to canvas_get_target_format, so on a
-        colour canvas it becomes opaque black."""
+        is used as it is. An alpha-only image (an A8 bitmap, LZ A8; also from the image cache,
+        which keeps the kind) is not "alpha" to canvas_get_target_format, so on a colour
+        canvas it becomes x8r8g8b8 or 16-bit colour: opaque black."""
+        pixels = decoded.pixels
         if image is None or image.type == ImageType.SURFACE:
             return pixels
         fmt = surface.format
-        if (image.type == ImageType.BITMAP and image.bitmap is not None
-                and image.bitmap.format == BitmapFmt.FMT_8BIT_A
+        if (decoded.kind == ImageKind.ALPHA_ONLY
                 and fmt not in (SurfaceFmt.FMT_8_A, SurfaceFmt.FMT_1_A)):
-            pixels = pixels.copy()
+            pixels = np.zeros_like(pixels)
             pixels[..., 3] = 255
         return as_format(pixels, fmt)
+
+    def _pattern_for(self, surface: Surface, brush: draw.Brush, decoded: Decoded | None
+                     ) -> np.ndarray | None:
+        """A pattern brush's image converted for the canvas (None for other brushes)."""
+        return None if decoded is None else self._for(surface, brush.pattern, decoded)
 
     @staticmethod
     def _brush_for(surface: Surface, brush: draw.Brush) -> draw.Brush:
@@ -312,12 +348,12 @@ class DisplayChannel(Channel):
             self.ctx.gaps.register(f"display:decode_failure:qmask:{exc.reason}", str(exc))
         return False, None
 
-    def _pattern(self, brush: draw.Brush) -> tuple[bool, np.ndarray | None]:
+    def _pattern(self, brush: draw.Brush) -> tuple[bool, Decoded | None]:
         """Decode (and cache) a pattern brush's image; (True, None) for other brushes."""
         if brush.type != BrushType.PATTERN:
             return True, None
-        pixels = self._image(brush.pattern)
-        return pixels is not None, pixels
+        decoded = self._image(brush.pattern)
+        return decoded is not None, decoded
 
     def _region(self, surface: Surface, base: draw.DisplayBase, qmask: draw.QMask | None = None,
                 bits: np.ndarray | None = None) -> Region | None:
@@ -341,15 +377,15 @@ class DisplayChannel(Channel):
         # Decode first: CACHE_ME images must be cached even if nothing is drawn (the mask
         # before the source, in canvas_draw_copy's order).
         mask_ok, bits = self._mask(d.mask)
-        pixels = self._image(d.image)
+        decoded = self._image(d.image)
         surface = self._target(d.base)
-        if not mask_ok or pixels is None or surface is None:
+        if not mask_ok or decoded is None or surface is None:
             return
         region = self._region(surface, d.base, d.mask, bits)
         if region is None:
             return
         rop = ropd_to_rop(d.rop, RopInput.SRC, RopInput.DEST)
-        pixels = self._for(surface, d.image, pixels)
+        pixels = self._for(surface, d.image, decoded)
         self._drew(ops.put_image(surface.pixels, not surface.has_alpha, region, pixels,
                                  d.src_area, d.base.box, d.scale_mode, rop), what)
 
@@ -364,28 +400,26 @@ class DisplayChannel(Channel):
         if region is None:
             return
         rop = ropd_to_rop(d.rop, RopInput.BRUSH, RopInput.DEST)
-        if pattern is not None:
-            pattern = self._for(surface, d.brush.pattern, pattern)
         ops.put_brush(surface.pixels, not surface.has_alpha, region,
-                      self._brush_for(surface, d.brush), pattern, rop)
+                      self._brush_for(surface, d.brush),
+                      self._pattern_for(surface, d.brush, pattern), rop)
         self.drawn = True
 
     def _on_draw_opaque(self, body: bytes) -> None:
         d = draw.parse_draw_opaque(body)
         mask_ok, bits = self._mask(d.mask)
-        pixels = self._image(d.image)
-        brush_ok, pattern = self._pattern(d.brush)
+        decoded = self._image(d.image)
+        brush_ok, pat = self._pattern(d.brush)
         surface = self._target(d.base)
-        if not (mask_ok and brush_ok) or pixels is None or surface is None:
+        if not (mask_ok and brush_ok) or decoded is None or surface is None:
             return
         region = self._region(surface, d.base, d.mask, bits)
         if region is None:
             return
         # canvas_draw_opaque: the image is put, then the brush drawn over it with the rop
         # whose "dest" is the source (INVERS_SRC inverts the image's pixels).
-        pixels = self._for(surface, d.image, pixels)
-        if pattern is not None:
-            pattern = self._for(surface, d.brush.pattern, pattern)
+        pixels = self._for(surface, d.image, decoded)
+        pattern = self._pattern_for(surface, d.brush, pat)
         problem = ops.put_image(surface.pixels, not surface.has_alpha, region, pixels,
                                 d.src_area, d.base.box, d.scale_mode, SpiceRop.COPY)
         if problem is not None:
@@ -421,17 +455,16 @@ class DisplayChannel(Channel):
     def _on_draw_rop3(self, body: bytes) -> None:
         d = draw.parse_draw_rop3(body)
         mask_ok, bits = self._mask(d.mask)
-        pixels = self._image(d.image)
-        brush_ok, pattern = self._pattern(d.brush)
+        decoded = self._image(d.image)
+        brush_ok, pat = self._pattern(d.brush)
         surface = self._target(d.base)
-        if not (mask_ok and brush_ok) or pixels is None or surface is None:
+        if not (mask_ok and brush_ok) or decoded is None or surface is None:
             return
         region = self._region(surface, d.base, d.mask, bits)
         if region is None:
             return
-        pixels = self._for(surface, d.image, pixels)
-        if pattern is not None:
-            pattern = self._for(surface, d.brush.pattern, pattern)
+        pixels = self._for(surface, d.image, decoded)
+        pattern = self._pattern_for(surface, d.brush, pat)
         self._drew(ops.put_rop3(surface.pixels, not surface.has_alpha, region, pixels,
                                 d.src_area, d.base.box, d.scale_mode,
                                 self._brush_for(surface, d.brush), pattern, d.rop3),
@@ -439,29 +472,30 @@ class DisplayChannel(Channel):
 
     def _on_draw_transparent(self, body: bytes) -> None:
         d = draw.parse_draw_transparent(body)
-        pixels = self._image(d.image)
+        decoded = self._image(d.image)
         surface = self._target(d.base)
-        if pixels is None or surface is None:
+        if decoded is None or surface is None:
             return
         region = self._region(surface, d.base)
         if region is None:
             return
         ops.put_transparent(surface.pixels, not surface.has_alpha, region,
-                            self._for(surface, d.image, pixels), d.src_area, d.base.box,
+                            self._for(surface, d.image, decoded), d.src_area, d.base.box,
                             surface.color(d.true_color))
         self.drawn = True
 
     def _on_draw_alpha_blend(self, body: bytes) -> None:
         d = draw.parse_draw_alpha_blend(body)
-        pixels = self._image(d.image)
+        decoded = self._image(d.image)
         surface = self._target(d.base)
-        if pixels is None or surface is None:
+        if decoded is None or surface is None:
             return
         region = self._region(surface, d.base)
         if region is None or d.alpha == 0:
             return
-        ops.put_alpha_blend(surface.pixels, not surface.has_alpha, region, pixels, d.src_area,
-                            d.base.box, d.alpha)
+        # canvas_draw_alpha_blend asks for the original image (want_original TRUE).
+        ops.put_alpha_blend(surface.pixels, not surface.has_alpha, region, decoded.pixels,
+                            d.src_area, d.base.box, d.alpha)
         self.drawn = True
 
     def _on_draw_stroke(self, body: bytes) -> None:
@@ -474,10 +508,9 @@ class DisplayChannel(Channel):
         region = self._region(surface, d.base)
         if region is None:
             return
-        if pattern is not None:
-            pattern = self._for(surface, d.brush.pattern, pattern)
         stroke = replace(d, brush=self._brush_for(surface, d.brush))
-        problem = put_stroke(surface.pixels, not surface.has_alpha, region, stroke, pattern)
+        problem = put_stroke(surface.pixels, not surface.has_alpha, region, stroke,
+                             self._pattern_for(surface, d.brush, pattern))
         self.drawn = True
         if problem is not None:
             self.ctx.gaps.register(f"display:{problem}", "draw_stroke not fully drawn")
@@ -492,14 +525,12 @@ class DisplayChannel(Channel):
         region = self._region(surface, d.base)
         if region is None:
             return
-        if fore is not None:
-            fore = self._for(surface, d.fore_brush.pattern, fore)
-        if back is not None:
-            back = self._for(surface, d.back_brush.pattern, back)
         self._drew(put_text(surface.pixels, not surface.has_alpha, region, d.glyphs,
                             draw.glyph_bpp(d.string_flags), d.back_area,
-                            self._brush_for(surface, d.back_brush), back,
-                            self._brush_for(surface, d.fore_brush), fore, d.fore_mode),
+                            self._brush_for(surface, d.back_brush),
+                            self._pattern_for(surface, d.back_brush, back),
+                            self._brush_for(surface, d.fore_brush),
+                            self._pattern_for(surface, d.fore_brush, fore), d.fore_mode),
                    "draw_text")
 
     def _on_draw_composite(self, body: bytes) -> None:
@@ -514,61 +545,97 @@ class DisplayChannel(Channel):
             return
         self._drew(self._composite(surface, region, d, src, mask), "draw_composite")
 
-    def _composite_input(self, surface: Surface, image: draw.Image | None, pixels: np.ndarray,
-                         force_opaque: bool) -> np.ndarray | str:
-        """A composite source or mask as canvas_draw_composite takes it: a SURFACE image raw
-        in its own format (get_image; force_opaque drops an ARGB surface's alpha), any other
-        image converted to the target canvas's format (canvas_get_image(..., FALSE))."""
+    def _composite_input(self, surface: Surface, image: draw.Image | None, decoded: Decoded,
+                         force_opaque: bool) -> tuple[np.ndarray, int] | str:
+        """A composite source or mask as canvas_draw_composite takes it, with its pixman
+        format: a SURFACE image is the source surface's get_image (its own format;
+        force_opaque, SOURCE_OPAQUE, strips the alpha bits of the format: an ARGB surface is
+        read as x8r8g8b8), any other image is canvas_get_image(..., FALSE): converted to
+        canvas_get_target_format(canvas, it has alpha)."""
         if image is None or image.type != ImageType.SURFACE:
-            return self._for(surface, image, pixels)
+            return (self._for(surface, image, decoded),
+                    target_format(surface.format, decoded.kind == ImageKind.ALPHA))
         source = self.surfaces.get(image.surface_id if image.surface_id is not None else -1)
-        if not force_opaque or source is None or source.format == SurfaceFmt.FMT_32_xRGB:
-            return pixels
-        if source.format == SurfaceFmt.FMT_32_ARGB:
-            pixels = pixels.copy()
-            pixels[..., 3] = 255
-            return pixels
-        if source.format in (SurfaceFmt.FMT_8_A, SurfaceFmt.FMT_1_A):
-            # get_image strips the alpha bits: an alpha-only format with none left, which
-            # pixman refuses (no image; spice-common then composites from NULL).
-            return "malformed:composite_opaque_alpha_surface"
-        return pixels
+        fmt = pixman_format(source.format) if source is not None else (
+            Format.A8R8G8B8 if decoded.kind == ImageKind.ALPHA else Format.X8R8G8B8)
+        if force_opaque:
+            if fmt in (Format.A8, Format.A1):
+                # get_image strips the alpha bits: an alpha-only format with none left, which
+                # pixman refuses (no image; spice-common then composites from NULL).
+                return "malformed:composite_opaque_alpha_surface"
+            if fmt == Format.A8R8G8B8:
+                fmt = Format.X8R8G8B8
+        return decoded.pixels, fmt
 
     def _composite(self, surface: Surface, region: Region, d: draw.DrawComposite,
-                   src: np.ndarray, mask: np.ndarray | None) -> str | None:
-        """canvas_draw_composite: pixman_image_composite32 over the box (render.composite),
-        written back through the clip. MASK_OPAQUE and DEST_OPAQUE change nothing in
-        spice-common (canvas_get_image_from_self computes the opaque format and ignores it)."""
+                   src: Decoded, mask: Decoded | None) -> str | None:
+        """canvas_draw_composite: the dest is the whole box read from the surface in its own
+        pixman format (canvas_get_image_from_self; DEST_OPAQUE computes an opaque format
+        there and then creates the image in the canvas's format anyway, so it changes
+        nothing; MASK_OPAQUE is not read), pixman_image_composite32 over the whole box
+        (render.composite) with the source at src_origin and the mask at mask_origin for the
+        box's top left, and the result blitted back through the region (box, clip, surface).
+
+        A box reaching outside the surface (spice-server's validate_drawable_bbox never sends
+        one; canvas_read_bits would read memory outside the image there) is composited whole
+        with the dest pixels off the surface read as 0: pixman's results on the surface depend
+        on the box's size and origins (analyze_extent, the opaque tests, the previous-row
+        source pixel) but not on other dest pixels, so they are exact. Only a box like that
+        with more pixels than the surface itself (so that it never costs more than a
+        whole-surface composite) is composited where it is on the surface, the origins offset
+        by as much: exact per pixel except for those whole-box tests; and one 65534 or more
+        wide or high, which pixman's analyze_extent always refuses, draws nothing."""
         flags = d.flags
 
         def bits(lo: int, hi: int) -> int:
             return (flags >> lo) & ((1 << (hi - lo)) - 1)
 
-        box = d.base.box
-        dx, dy = region.left - box.left, region.top - box.top
-        src_px = self._composite_input(surface, d.src, src,
+        src_in = self._composite_input(surface, d.src, src,
                                        bool(flags & CompositeFlags.SOURCE_OPAQUE))
-        if isinstance(src_px, str):
-            return src_px
-        t = d.src_transform
-        spic = Picture(src_px, None if t is None else (t.t00, t.t01, t.t02, t.t10, t.t11, t.t12),
-                       bits(8, 11), bits(14, 16), (d.src_origin[0] + dx, d.src_origin[1] + dy))
-        mpic = None
+        if isinstance(src_in, str):
+            return src_in
+        mask_in: tuple[np.ndarray, int] | None = None
         if mask is not None:
-            mask_px = self._composite_input(surface, d.mask, mask, False)
-            if isinstance(mask_px, str):
-                return mask_px
-            t = d.mask_transform
-            mpic = Picture(mask_px,
+            got = self._composite_input(surface, d.mask, mask, False)
+            if isinstance(got, str):
+                return got
+            mask_in = got
+        box = d.base.box
+        on = Region(0, 0, surface.height, surface.width).restrict(
+            box.top, box.left, box.bottom, box.right)
+        if on is None:
+            return None
+        if (on.top, on.left, on.bottom, on.right) == (box.top, box.left, box.bottom, box.right):
+            area, dest = on, on.view(surface.pixels)
+        elif box.width >= _PIXMAN_MAX_BOX or box.height >= _PIXMAN_MAX_BOX:
+            return None
+        elif box.width * box.height <= surface.width * surface.height:
+            area = Region(box.top, box.left, box.bottom, box.right)
+            dest = np.zeros((box.height, box.width, 4), np.uint8)
+            dest[on.top - box.top:on.bottom - box.top,
+                 on.left - box.left:on.right - box.left] = on.view(surface.pixels)
+        else:
+            area, dest = on, on.view(surface.pixels)
+        dx, dy = area.left - box.left, area.top - box.top
+
+        def picture(px_fmt: tuple[np.ndarray, int], t: draw.Transform | None, filt: int,
+                    repeat: int, origin: tuple[int, int]) -> Picture:
+            return Picture(px_fmt[0],
                            None if t is None else (t.t00, t.t01, t.t02, t.t10, t.t11, t.t12),
-                           bits(11, 14), bits(16, 18),
-                           (d.mask_origin[0] + dx, d.mask_origin[1] + dy))
+                           filt, repeat, (origin[0] + dx, origin[1] + dy), px_fmt[1])
+
+        spic = picture(src_in, d.src_transform, bits(8, 11), bits(14, 16), d.src_origin)
+        mpic = None if mask_in is None else picture(
+            mask_in, d.mask_transform, bits(11, 14), bits(16, 18), d.mask_origin)
         try:
             out = composite(bits(0, 8), spic, mpic, bool(flags & CompositeFlags.COMPONENT_ALPHA),
-                            region.view(surface.pixels))
+                            dest, pixman_format(surface.format))
         except CompositeUnsupported as exc:
             return f"unimpl:{exc.detail}"
-        canvas.commit(surface.pixels, region, out, not surface.has_alpha)
+        canvas.commit(surface.pixels, region,
+                      out[region.top - area.top:region.bottom - area.top,
+                          region.left - area.left:region.right - area.left],
+                      not surface.has_alpha)
         return None
 
     def _quantise_draw(self, body: bytes) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ryll.protocol.messages.draw import Rect
+from ryll.render import _pixels  # type: ignore[attr-defined]
 
 # pixman_fixed_1 and pixman's bilinear weight precision (BILINEAR_INTERPOLATION_BITS).
 FIXED_ONE = 65536
@@ -116,20 +117,44 @@ def intersect_bits(region: Region, bits: np.ndarray, x: int, y: int) -> Region |
                   None if mask.all() else mask.copy())
 
 
+# A 32-bit pixel word's alpha / x byte (BGRA bytes read as a little-endian uint32).
+ALPHA_WORD = 0xFF000000
+
+
+def words(pixels: np.ndarray) -> np.ndarray:
+    """BGRA pixels (..., 4) uint8 as their little-endian uint32 words (...): a view when the
+    memory allows one (each pixel's 4 bytes contiguous and 4-aligned), else a copy's."""
+    if pixels.dtype != np.uint8 or pixels.shape[-1:] != (4,):
+        raise TypeError(f"expected (..., 4) uint8 pixels, got {pixels.dtype} {pixels.shape}")
+    if (pixels.strides[-1] != 1 or pixels.ctypes.data % 4
+            or any(s % 4 for s in pixels.strides[:-1])):
+        pixels = pixels.copy()
+    return pixels.view("<u4")[..., 0]
+
+
+def word_bytes(words_: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`words`: (...) uint32 words as a (..., 4) uint8 view."""
+    return words_.astype("<u4", copy=False)[..., None].view(np.uint8)
+
+
 def commit(pixels: np.ndarray, region: Region, values: np.ndarray, opaque: bool) -> None:
-    """Write ``values`` (the region's extents, or one broadcastable pixel) into the region."""
+    """Write ``values`` (the region's extents, or one broadcastable pixel) into the region,
+    alpha forced to 255 when ``opaque``: one pass over 32-bit words."""
     view = region.view(pixels)
-    if region.mask is None:
-        view[...] = values
-    elif values.ndim == 1:
-        view[region.mask] = values
-    else:
-        view[region.mask] = values[region.mask]
-    if opaque:
+    dst = words(view)
+    if dst.ctypes.data != view.ctypes.data:  # words() had to copy: writes would be lost
+        raise ValueError("surface pixels must be 4-byte aligned BGRA rows")
+    where = True if region.mask is None else region.mask
+    if values.ndim == 1:
+        word = int(words(values)) | (ALPHA_WORD if opaque else 0)
         if region.mask is None:
-            view[..., 3] = 255
+            dst[...] = word
         else:
-            view[..., 3][region.mask] = 255
+            np.copyto(dst, np.uint32(word), where=where)
+    elif opaque:
+        np.bitwise_or(words(values), np.uint32(ALPHA_WORD), out=dst, where=where)
+    else:
+        np.copyto(dst, words(values), where=where)
 
 
 # --- sources -----------------------------------------------------------------------------
@@ -176,9 +201,11 @@ def tile(region: Region, pattern: np.ndarray, pos_x: int, pos_y: int) -> np.ndar
     """A pattern brush over the region's extents: surface pixel (x, y) takes pattern pixel
     ((y - pos_y) mod h, (x - pos_x) mod w), spice_pixman_tile_rect's ``tile_start``."""
     ph, pw = pattern.shape[:2]
-    rows = (np.arange(region.top, region.bottom) - pos_y) % ph
-    cols = (np.arange(region.left, region.right) - pos_x) % pw
-    return pattern[rows[:, None], cols[None, :]]
+    r0, c0 = (region.top - pos_y) % ph, (region.left - pos_x) % pw
+    h, w = region.height, region.width
+    # Whole copies of the pattern covering the extents from the phase (r0, c0), then cut.
+    reps = (-(-(r0 + h) // ph), -(-(c0 + w) // pw))
+    return word_bytes(np.tile(words(pattern), reps)[r0 : r0 + h, c0 : c0 + w])
 
 
 def scale_factor(src_len: int, dest_len: int) -> int:
@@ -199,11 +226,13 @@ def _gather(src: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     sh, sw = src.shape[:2]
     vy = (ys >= 0) & (ys < sh)
     vx = (xs >= 0) & (xs < sw)
-    out = src[ys.clip(0, sh - 1)[:, None], xs.clip(0, sw - 1)[None, :]]
-    if not (vy.all() and vx.all()):
-        out = out.copy()
-        out[~(vy[:, None] & vx[None, :])] = 0
-    return out
+    # Row gather then column gather of whole pixel words (see scale_nearest).
+    out = np.take(np.take(words(src), ys.clip(0, sh - 1), axis=0), xs.clip(0, sw - 1), axis=1)
+    if not vy.all():
+        out[~vy] = 0
+    if not vx.all():
+        out[:, ~vx] = 0
+    return word_bytes(out)
 
 
 def sample(src: np.ndarray, vys: np.ndarray, vxs: np.ndarray, nearest: bool) -> np.ndarray:
@@ -258,30 +287,22 @@ def scaled_surface(src: np.ndarray, src_area: Rect, width: int, height: int, nea
 # --- compositing ------------------------------------------------------------------------
 
 
-def _mul_un8(x: np.ndarray, a: np.ndarray | int) -> np.ndarray:
-    """pixman's UN8 multiply x * a / 255, rounded: t = x * a + 0x80; (t + (t >> 8)) >> 8."""
-    t = x * a + 0x80
-    return (t + (t >> 8)) >> 8
-
-
 def over(dest: np.ndarray, src: np.ndarray, alpha: int | np.ndarray) -> np.ndarray:
-    """pixman PIXMAN_OP_OVER of premultiplied ``src`` onto ``dest`` through a mask alpha: one
-    value (a solid mask, omitted by spice-common when 255) or an (h, w) a8 mask.
-    combine_over_u: ``s = s * m; d = s + d * (255 - s.alpha)``, saturating."""
-    s = src.astype(np.uint32)
+    """pixman PIXMAN_OP_OVER of premultiplied ``src`` (the extents' pixels or one pixel) onto
+    ``dest`` through a mask alpha: one value (a solid mask, omitted by spice-common when 255)
+    or an (h, w) a8 mask. combine_over_u: ``s = s * m; d = s + d * (255 - s.alpha)``,
+    saturating (the kernel _pixels.over)."""
+    d = words(dest)
+    s = np.broadcast_to(words(src), d.shape)
     if isinstance(alpha, np.ndarray):
-        s = _mul_un8(s, alpha.astype(np.uint32)[..., None])
-    elif alpha != 0xFF:
-        s = _mul_un8(s, alpha)
-    d = dest.astype(np.uint32)
-    s = np.broadcast_to(s, d.shape)
-    ia = 255 - s[..., 3:4]
-    return np.minimum(_mul_un8(d, ia) + s, 255).astype(np.uint8)
+        out = _pixels.over(d, s, 0xFF, np.asarray(alpha, np.uint8))
+    else:
+        out = _pixels.over(d, s, alpha)
+    return word_bytes(out)
 
 
 def colorkey(dest: np.ndarray, src: np.ndarray, key: int) -> np.ndarray:
     """spice_pixman_blit_colorkey at 32 bpp: a source pixel whose RGB (its low 24 bits) equals
-    the key's leaves the destination alone; any other is copied whole."""
-    kb, kg, kr = key & 0xFF, (key >> 8) & 0xFF, (key >> 16) & 0xFF
-    keep = (src[..., 0] == kb) & (src[..., 1] == kg) & (src[..., 2] == kr)
-    return np.where(keep[..., None], dest, src)
+    the key's leaves the destination alone; any other is copied whole (the kernel
+    _pixels.colorkey)."""
+    return word_bytes(_pixels.colorkey(words(dest), words(src), key & 0xFFFFFF))

@@ -1,45 +1,59 @@
 """DRAW_COMPOSITE: pixman_image_composite32 as spice-common's canvas_draw_composite drives it,
-vectorised with numpy over BGRA arrays.
+vectorised with numpy over BGRA arrays; bit-exact against the system pixman (0.42.2 on Debian
+12, the library spice-gtk's sw_canvas links; tests/render/pixman_lib.py is the test oracle).
 
-canvas_base.c ``canvas_draw_composite`` copies the box out of the surface (the dest image),
-takes the source (and optional mask) image, sets its transform (a SpiceTransform: the top two
-rows of a pixman 16.16 fixed matrix), filter (flags bits 8-10 / 11-13, a raw pixman_filter_t),
-repeat (bits 14-15 / 16-17, a raw pixman_repeat_t) and the mask's component-alpha bit (18),
-composites with the raw pixman_op_t in bits 0-7 at (src_origin, mask_origin, 0, 0, w, h), and
-blits the result back through the clip.
+canvas_base.c ``canvas_draw_composite`` takes the surface box as the dest image, the source (and
+optional mask) image, sets its transform (a SpiceTransform: the top two rows of a pixman 16.16
+fixed matrix), filter (flags bits 8-10 / 11-13, a raw pixman_filter_t), repeat (bits 14-15 /
+16-17, a raw pixman_repeat_t) and the mask's component-alpha bit (18), composites with the raw
+pixman_op_t in bits 0-7 at (src_origin, mask_origin, 0, 0, w, h), and blits the result back
+through the clip. Every image has a pixman format (:class:`Format`, spice-common's
+spice_surface_format_to_pixman: a8r8g8b8, x8r8g8b8, r5g6b5, x1r5g5b5, a8, a1); pixels are
+handed over as BGRA bytes and read as pixman reads that format (missing alpha 255, alpha-only
+formats colourless, a1 alpha 0 / 255, 16-bit channels replicated from their top bits).
 
-What is mirrored here, from pixman's general (C reference) path:
+What is mirrored, from pixman.c, pixman-general.c, pixman-bits-image.c and the combiners:
 
-* sampling: no transform -> integer pixels ``origin + (x, y)`` (the filter is not used); with a
-  transform the pixel centre ``origin + (x, y) + 0.5`` goes through
-  pixman_transform_point_31_16 (``m * int + round(m * frac / 65536)``); NEAREST / FAST pick
-  ``(v - pixman_fixed_e) >> 16``, BILINEAR / GOOD / BEST use 7-bit weights and the C
-  ``bilinear_interpolation`` sums (``sum(c * w) >> 16``); the repeat modes NONE (transparent
-  black outside), NORMAL, PAD and REFLECT (pixman-inlines.h ``repeat``) apply to every tap;
-* the combiners of pixman-combine32.c for the 8-bit ("narrow") formats every SPICE surface
-  uses, with pixman's rounding: ``UN8x4_MUL_UN8`` (``t = x * a + 0x80; (t + (t >> 8)) >> 8``),
-  saturating adds, ``DIV_UN8``, ``DIV_ONE_UN8``; the PDF blend modes' channel sums are added
-  into one 32-bit word without saturation, as pixman does, so their carries match too. The
-  soft-light and HSL modes use pixman's double-precision helpers;
-* the DISJOINT_* / CONJOINT_* ops: combine_{disjoint,conjoint}_general_{u,ca} with the 8-bit
-  ``*_out_part`` / ``*_in_part`` factors (``DIV_UN8``), DISJOINT_OVER_REVERSE as
-  combine_saturate, their CLEAR / SRC / DST as the plain ones;
-* component alpha: the ``_ca`` combiners for the Porter-Duff ops (SATURATE's
-  combine_saturate_ca included), the DISJOINT / CONJOINT ops and the separable blend modes;
-  the HSL modes have no ``_ca`` combiner, pixman runs combine_dst ("noops for now"): the
-  destination is left as it is;
-* the holes of pixman's operator table (0x0e-0x0f, 0x1c-0x1f, 0x2c-0x2f) are zero-filled,
-  so optimize_operator makes them CLEAR.
+* pixman_image_composite32's front end: an identity matrix is no transform; analyze_extent
+  refuses (the dest is left as it is) a source or mask whose box is not 16-bit, whose size
+  reaches 0x7fff or whose transformed box overflows 16.16; optimize_operator's table (the
+  holes 0x0e-0x0f, 0x1c-0x1f, 0x2c-0x2f are zero entries: CLEAR; DISJOINT_ / CONJOINT_ CLEAR,
+  SRC and DST are the plain ones; SATURATE of an opaque source, i.e. a format without alpha
+  that repeats or whose samples cover the box, times an opaque mask, is OVER_REVERSE);
+* sampling: no transform -> integer pixels ``origin + (x, y)``; with a transform the pixel
+  centre goes through pixman_transform_point (``m * int + round(m * frac / 65536)``); NEAREST /
+  FAST pick ``(v - pixman_fixed_e) >> 16``, BILINEAR / GOOD / BEST interpolate; the repeat modes
+  NONE (transparent black outside), NORMAL, PAD and REFLECT apply to every tap;
+* the narrow (8-bit) path of general_composite_rect for every op that does not divide: the
+  combiners of pixman-combine32.c with pixman's rounding (``UN8x4_MUL_UN8``: ``t = x * a +
+  0x80; (t + (t >> 8)) >> 8``, saturating adds), the 7-bit bilinear weights and
+  ``bilinear_interpolation``; the separable PDF modes as PDF_SEPARABLE_BLEND_MODE computes them
+  (``(1 - as) * d + (1 - ad) * s + blend`` in one 32-bit sum clamped to [0, 255 * 255], a
+  negative sum wrapping to the top, then DIV_ONE_UN8); MULTIPLY as combine_multiply_{u,ca};
+* the wide (float) path for the ops operator_needs_division lists: SATURATE, DISJOINT_*,
+  CONJOINT_*, COLOR_DODGE, COLOR_BURN, SOFT_LIGHT and the four HSL modes. Pixels become C
+  floats as pixman_expand_to_float does (a channel's top ``n`` bits times ``1.0f / (2^n -
+  1)``, 1.0 for a missing alpha), bilinear taps are interpolated in float
+  (bilinear_interpolation_float), the combiners of pixman-combine-float.c run in float32 with
+  the C evaluation order (get_factor's clamped quotients, ``MIN (1, s * fa + d * fb)``, the
+  blend functions, set_lum / set_sat / clip_color), and pixman_contract_from_float stores
+  ``min(floor(clamp(f, 0, 1) * 256), 255)``. Two quirks of pixman are reproduced: the unified
+  HSL combiners multiply green by the mask twice and blue not at all (``sc.g *= ma`` twice);
+  and the affine / general source fetchers (a matrix, or PAD / REFLECT) get the mask scanline
+  and skip a pixel whose mask is zero in all four channels, leaving the value the scanline
+  buffer held there (that pixel on the previous row, 0 on the first), which the HSL modes
+  then see through their unscaled blue;
+* component alpha: the ``_ca`` combiners; the HSL modes have none and pixman runs combine_dst
+  ("noops for now"): the destination is left as it is.
 
-The 8-bit combiners are those of pixman 0.32, the last release whose pixman-combine32.c has
-the operators that divide. From 0.33.2 pixman runs SATURATE, DISJOINT_*, CONJOINT_*,
-COLOR_DODGE, COLOR_BURN, SOFT_LIGHT and the HSL modes through pixman-combine-float.c
-(pixels as floats, one rounding at the end), which can round differently.
+The result is BGRA as computed before the store: the caller quantises it to the dest format
+(render.surface.quantise), which is what pixman's store then fetch gives.
 
 Not done (``CompositeUnsupported``, a named gap): CONVOLUTION / SEPARABLE_CONVOLUTION filters
 (spice-common passes no parameters), and op bytes above HSL_LUMINOSITY (0x3f-0xff: pixman
-indexes its operator table beyond its end, so there is no defined result). pixman's SIMD fast
-paths may round a bilinear tap by one where its C path does not; ryll follows the C path.
+indexes its operator table beyond its end, so there is no defined result). Projective
+matrices do not occur (SPICE carries two rows). Exactness also needs the caller to pass the
+real formats and composite the whole box, as the display channel does (canvas_draw_composite).
 """
 
 from __future__ import annotations
@@ -140,17 +154,56 @@ class Repeat(IntEnum):
     REFLECT = 3
 
 
+class Format(IntEnum):
+    """The pixman_format_code_t of the images SPICE composites (spice_surface_format_to_pixman)."""
+
+    A8R8G8B8 = 0x20028888
+    X8R8G8B8 = 0x20020888
+    R5G6B5 = 0x10020565
+    X1R5G5B5 = 0x10020555
+    A8 = 0x08018000
+    A1 = 0x01011000
+
+
+def _sizes(fmt: int) -> tuple[int, int, int, int]:
+    """Bits of (B, G, R, A) in a pixman format code (PIXMAN_FORMAT_B / G / R / A)."""
+    return (fmt & 0xF, (fmt >> 4) & 0xF, (fmt >> 8) & 0xF, (fmt >> 12) & 0xF)
+
+
 @dataclass(frozen=True, slots=True)
 class Picture:
-    """A source or mask as pixman sees it: BGRA pixels (premultiplied, alpha 255 for formats
-    without alpha), an optional affine 16.16 matrix (t00, t01, t02, t10, t11, t12), a filter,
-    a repeat mode and the composite origin."""
+    """A source or mask as pixman sees it: BGRA pixels (read as ``fmt`` stores them), an
+    optional affine 16.16 matrix (t00, t01, t02, t10, t11, t12), a filter, a repeat mode and
+    the composite origin."""
 
     pixels: np.ndarray
     transform: tuple[int, int, int, int, int, int] | None
     filter: int
     repeat: int
     origin: tuple[int, int]
+    fmt: int = Format.A8R8G8B8
+
+
+_IDENTITY = (FIXED_ONE, 0, 0, 0, FIXED_ONE, 0)
+
+
+def read_as(px: np.ndarray, fmt: int) -> np.ndarray:
+    """BGRA bytes as pixman fetches them from an image of ``fmt`` (a copy, uint8): each
+    channel's top bits replicated down, a missing alpha 255, missing colour 0."""
+    out = np.asarray(px, np.uint8).copy()
+    for c, bits in enumerate(_sizes(fmt)):
+        ch = out[..., c]
+        if bits == 0:
+            ch[...] = 255 if c == 3 else 0
+        elif bits < 8:
+            top = ch >> (8 - bits)
+            v = top << (8 - bits)
+            shift = bits
+            while shift < 8:
+                v |= (top << (8 - bits)) >> shift
+                shift += bits
+            ch[...] = v
+    return out
 
 
 # --- sampling --------------------------------------------------------------------------------
@@ -170,11 +223,12 @@ def _repeat(v: np.ndarray, size: int, repeat: int) -> tuple[np.ndarray, np.ndarr
 
 
 def _gather(src: np.ndarray, ys: np.ndarray, xs: np.ndarray, repeat: int) -> np.ndarray:
-    """src at integer positions (any matching shapes), with the repeat mode; int32 BGRA."""
+    """src at integer positions (any matching shapes), with the repeat mode (NONE: zero
+    outside, alpha included)."""
     sh, sw = src.shape[:2]
     iy, vy = _repeat(ys, sh, repeat)
     ix, vx = _repeat(xs, sw, repeat)
-    out = src[iy, ix].astype(np.int32)
+    out = src[iy, ix]
     if vy is not None and vx is not None:
         out[~(vy & vx)] = 0
     return out
@@ -195,8 +249,7 @@ def _positions(pic: Picture, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return np.broadcast_to(vx, (h, w)), np.broadcast_to(vy, (h, w))
 
 
-def fetch(pic: Picture, h: int, w: int) -> np.ndarray:
-    """The (h, w, 4) int32 pixels pixman fetches for destination pixels (0..w, 0..h)."""
+def _check_filter(pic: Picture) -> None:
     if pic.filter not in (Filter.FAST, Filter.GOOD, Filter.BEST, Filter.NEAREST,
                           Filter.BILINEAR):
         # CONVOLUTION / SEPARABLE_CONVOLUTION need parameters spice-common never passes.
@@ -205,33 +258,332 @@ def fetch(pic: Picture, h: int, w: int) -> np.ndarray:
         except ValueError:
             name = "unknown"
         raise CompositeUnsupported(f"composite_filter_{name}")
-    src = pic.pixels
+
+
+def _transform(pic: Picture) -> tuple[int, int, int, int, int, int] | None:
+    """The matrix pixman keeps: an identity one is no transform."""
+    if pic.transform is None or tuple(int(v) for v in pic.transform) == _IDENTITY:
+        return None
+    return pic.transform
+
+
+def _untransformed(pic: Picture) -> bool:
+    """Whether pixman fetches with bits_image_fetch_untransformed (no matrix, repeat NONE or
+    NORMAL), which samples integer pixels and ignores the mask scanline."""
+    return _transform(pic) is None and pic.repeat in (Repeat.NONE, Repeat.NORMAL)
+
+
+def _bilinear(pic: Picture) -> bool:
+    return pic.filter in (Filter.GOOD, Filter.BEST, Filter.BILINEAR)
+
+
+def _taps(pic: Picture, src: np.ndarray, h: int, w: int
+          ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray] | np.ndarray:
+    """The pixels of ``src`` (the picture's pixels as fetched: int32 or float32 BGRA) pixman
+    reads for destination pixels (0..w, 0..h): one array when the sample is a single pixel,
+    else the four bilinear taps (tl, tr, bl, br) and the 16.16 positions ``x - 0.5``,
+    ``y - 0.5`` they are weighted by."""
+    _check_filter(pic)
     if src.shape[0] == 0 or src.shape[1] == 0:
-        return np.zeros((h, w, 4), np.int32)
-    if pic.transform is None:
+        return np.zeros((h, w, 4), src.dtype)
+    t = _transform(pic)
+    if t is None:
         ox, oy = pic.origin
         ys = np.arange(oy, oy + h, dtype=np.int64)[:, None]
         xs = np.arange(ox, ox + w, dtype=np.int64)[None, :]
         return _gather(src, np.broadcast_to(ys, (h, w)), np.broadcast_to(xs, (h, w)),
                        pic.repeat)
-    if pic.filter in (Filter.FAST, Filter.NEAREST):
-        vx, vy = _positions(pic, h, w)
+    vx, vy = _positions(Picture(src, t, pic.filter, pic.repeat, pic.origin), h, w)
+    if not _bilinear(pic):
         return _gather(src, (vy - 1) >> 16, (vx - 1) >> 16, pic.repeat)
-    if pic.filter in (Filter.GOOD, Filter.BEST, Filter.BILINEAR):
-        vx, vy = _positions(pic, h, w)
-        x1, y1 = vx - FIXED_ONE // 2, vy - FIXED_ONE // 2
-        shift, wmask = 16 - BILINEAR_BITS, (1 << BILINEAR_BITS) - 1
-        wx = (((x1 >> shift) & wmask) << (8 - BILINEAR_BITS))[..., None].astype(np.int64)
-        wy = (((y1 >> shift) & wmask) << (8 - BILINEAR_BITS))[..., None].astype(np.int64)
-        x0, y0 = x1 >> 16, y1 >> 16
-        tl = _gather(src, y0, x0, pic.repeat)
-        tr = _gather(src, y0, x0 + 1, pic.repeat)
-        bl = _gather(src, y0 + 1, x0, pic.repeat)
-        br = _gather(src, y0 + 1, x0 + 1, pic.repeat)
-        acc = (tl * (256 - wx) * (256 - wy) + tr * wx * (256 - wy)
-               + bl * (256 - wx) * wy + br * wx * wy)
-        return (acc >> 16).astype(np.int32)
-    raise AssertionError(pic.filter)
+    x1, y1 = vx - FIXED_ONE // 2, vy - FIXED_ONE // 2
+    x0, y0 = x1 >> 16, y1 >> 16
+    taps = [_gather(src, y0, x0, pic.repeat), _gather(src, y0, x0 + 1, pic.repeat),
+            _gather(src, y0 + 1, x0, pic.repeat), _gather(src, y0 + 1, x0 + 1, pic.repeat)]
+    return taps, x1, y1
+
+
+def fetch(pic: Picture, h: int, w: int) -> np.ndarray:
+    """The (h, w, 4) int32 pixels pixman's narrow path fetches for destination pixels
+    (0..w, 0..h): bilinear with 7-bit weights and the C ``bilinear_interpolation`` sums."""
+    got = _taps(pic, read_as(pic.pixels, pic.fmt).astype(np.int32), h, w)
+    if isinstance(got, np.ndarray):
+        return got
+    (tl, tr, bl, br), x1, y1 = got
+    shift, wmask = 16 - BILINEAR_BITS, (1 << BILINEAR_BITS) - 1
+    wx = (((x1 >> shift) & wmask) << (8 - BILINEAR_BITS))[..., None].astype(np.int64)
+    wy = (((y1 >> shift) & wmask) << (8 - BILINEAR_BITS))[..., None].astype(np.int64)
+    acc = (tl * (256 - wx) * (256 - wy) + tr * wx * (256 - wy)
+           + bl * (256 - wx) * wy + br * wx * wy)
+    return (acc >> 16).astype(np.int32)
+
+
+# --- the float ("wide") path: pixman-utils.c conversions ------------------------------------
+
+F32 = np.float32
+_ONE = F32(1.0)
+_FLT_MIN = F32(np.finfo(np.float32).tiny)
+
+
+def _to_float(px: np.ndarray, fmt: int) -> np.ndarray:
+    """pixman_expand_to_float of pixels already fetched as 8-bit ARGB (BGRA int arrays): a
+    channel's top ``n`` bits times ``1.0f / ((1 << n) - 1)``; a missing alpha is 1.0."""
+    out = np.empty(px.shape, F32)
+    for c, bits in enumerate(_sizes(fmt)):
+        if bits == 0:
+            out[..., c] = _ONE if c == 3 else F32(0.0)
+        else:
+            mul = _ONE / F32((1 << bits) - 1)
+            out[..., c] = (px[..., c] >> (8 - bits)).astype(F32) * mul
+    return out
+
+
+def _to_unorm8(f: np.ndarray) -> np.ndarray:
+    """float_to_unorm (f, 8) as pixman_contract_from_float does it: clamp to [0, 1], ``u = f *
+    256`` truncated, ``u -= u >> 8``. A NaN, which the combiners should not produce, gives 0
+    as on x86-64 (cvttss2si's 0x8000000000000000 truncated to 32 bits)."""
+    with np.errstate(invalid="ignore"):
+        f = np.where(f > 1.0, _ONE, np.where(f < 0.0, F32(0.0), f))
+        f = np.where(np.isnan(f), F32(0.0), f)
+        u = (f * F32(256)).astype(np.int64)
+    return (u - (u >> 8)).astype(np.uint8)
+
+
+def fetch_float(pic: Picture, h: int, w: int) -> np.ndarray:
+    """The (h, w, 4) float32 pixels pixman's wide path fetches: the image converted as
+    :func:`_to_float` (outside it, with repeat NONE, all four channels 0), bilinear taps
+    weighted by bilinear_interpolation_float."""
+    src = _to_float(read_as(pic.pixels, pic.fmt).astype(np.int32), pic.fmt)
+    got = _taps(pic, src, h, w)
+    if isinstance(got, np.ndarray):
+        return got
+    (tl, tr, bl, br), x1, y1 = got
+    distx = ((x1 & 0xFFFF).astype(F32) / F32(65536))[..., None]
+    disty = ((y1 & 0xFFFF).astype(F32) / F32(65536))[..., None]
+    distxy = distx * disty
+    distxiy = distx * (_ONE - disty)
+    distixy = (_ONE - distx) * disty
+    distixiy = (_ONE - distx) * (_ONE - disty)
+    return tl * distixiy + tr * distxiy + bl * distixy + br * distxy
+
+
+def _stale_source(s: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """general_composite_rect hands the mask scanline to the source fetcher; the affine and
+    general fetchers (a matrix, or PAD / REFLECT) skip a pixel whose mask value is zero (all
+    four channels) and leave what the scanline buffer held there: that pixel's value on the
+    previous row, 0 on the first. Only the HSL modes can see it (their unified combiners do
+    not multiply the source's blue by the mask)."""
+    h, w = s.shape[:2]
+    fetched = (m != 0).any(axis=-1)
+    rows = np.where(fetched, np.arange(h)[:, None], -1)
+    last = np.maximum.accumulate(rows, axis=0)
+    out = s[np.maximum(last, 0), np.arange(w)[None, :]]
+    out[last < 0] = 0
+    return out
+
+
+# --- pixman-combine-float.c ------------------------------------------------------------------
+
+
+def _is_zero(f: np.ndarray) -> np.ndarray:
+    """FLOAT_IS_ZERO: -FLT_MIN < f < FLT_MIN."""
+    return (-_FLT_MIN < f) & (f < _FLT_MIN)
+
+
+def _clamp01(f: np.ndarray) -> np.ndarray:
+    """get_factor's CLAMP: f < 0 -> 0, f > 1 -> 1."""
+    return np.where(f < 0, F32(0.0), np.where(f > 1.0, _ONE, f))
+
+
+# get_factor's cases
+(_ZERO, _ONE_F, _SRC_ALPHA, _DEST_ALPHA, _INV_SA, _INV_DA, _SA_OVER_DA, _DA_OVER_SA,
+ _INV_SA_OVER_DA, _INV_DA_OVER_SA, _ONE_MINUS_SA_OVER_DA, _ONE_MINUS_DA_OVER_SA,
+ _ONE_MINUS_INV_DA_OVER_SA, _ONE_MINUS_INV_SA_OVER_DA) = range(14)
+
+# MAKE_PD_COMBINERS for the ops that reach the float path: op -> (Fa, Fb).
+_PD_FACTORS = {
+    Op.SATURATE: (_INV_DA_OVER_SA, _ONE_F),
+    Op.DISJOINT_OVER: (_ONE_F, _INV_SA_OVER_DA),
+    Op.DISJOINT_OVER_REVERSE: (_INV_DA_OVER_SA, _ONE_F),
+    Op.DISJOINT_IN: (_ONE_MINUS_INV_DA_OVER_SA, _ZERO),
+    Op.DISJOINT_IN_REVERSE: (_ZERO, _ONE_MINUS_INV_SA_OVER_DA),
+    Op.DISJOINT_OUT: (_INV_DA_OVER_SA, _ZERO),
+    Op.DISJOINT_OUT_REVERSE: (_ZERO, _INV_SA_OVER_DA),
+    Op.DISJOINT_ATOP: (_ONE_MINUS_INV_DA_OVER_SA, _INV_SA_OVER_DA),
+    Op.DISJOINT_ATOP_REVERSE: (_INV_DA_OVER_SA, _ONE_MINUS_INV_SA_OVER_DA),
+    Op.DISJOINT_XOR: (_INV_DA_OVER_SA, _INV_SA_OVER_DA),
+    Op.CONJOINT_OVER: (_ONE_F, _ONE_MINUS_SA_OVER_DA),
+    Op.CONJOINT_OVER_REVERSE: (_ONE_MINUS_DA_OVER_SA, _ONE_F),
+    Op.CONJOINT_IN: (_DA_OVER_SA, _ZERO),
+    Op.CONJOINT_IN_REVERSE: (_ZERO, _SA_OVER_DA),
+    Op.CONJOINT_OUT: (_ONE_MINUS_DA_OVER_SA, _ZERO),
+    Op.CONJOINT_OUT_REVERSE: (_ZERO, _ONE_MINUS_SA_OVER_DA),
+    Op.CONJOINT_ATOP: (_DA_OVER_SA, _ONE_MINUS_SA_OVER_DA),
+    Op.CONJOINT_ATOP_REVERSE: (_ONE_MINUS_DA_OVER_SA, _SA_OVER_DA),
+    Op.CONJOINT_XOR: (_ONE_MINUS_DA_OVER_SA, _ONE_MINUS_SA_OVER_DA),
+}
+
+
+def _factor(kind: int, sa: np.ndarray, da: np.ndarray) -> np.ndarray:
+    """get_factor (float)."""
+    zero, one = F32(0.0), _ONE
+    if kind == _ZERO:
+        return np.zeros_like(sa)
+    if kind == _ONE_F:
+        return np.ones_like(sa)
+    if kind == _SRC_ALPHA:
+        return sa
+    if kind == _DEST_ALPHA:
+        return da
+    if kind == _INV_SA:
+        return one - sa
+    if kind == _INV_DA:
+        return one - da
+    # (numerator, denominator, value when the denominator is 0, 1 - quotient?)
+    num, den, if_zero, invert = {
+        _SA_OVER_DA: (sa, da, one, False),
+        _DA_OVER_SA: (da, sa, one, False),
+        _INV_SA_OVER_DA: (one - sa, da, one, False),
+        _INV_DA_OVER_SA: (one - da, sa, one, False),
+        _ONE_MINUS_SA_OVER_DA: (sa, da, zero, True),
+        _ONE_MINUS_DA_OVER_SA: (da, sa, zero, True),
+        _ONE_MINUS_INV_DA_OVER_SA: (one - da, sa, zero, True),
+        _ONE_MINUS_INV_SA_OVER_DA: (one - sa, da, zero, True),
+    }[kind]
+    q = num / den
+    if invert:
+        q = one - q
+    return np.where(_is_zero(den), if_zero, _clamp01(q))
+
+
+def _pd(op: int, sa: np.ndarray, s: np.ndarray, da: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """pd_combine_<op>: MIN (1.0f, s * fa + d * fb)."""
+    a, b = _PD_FACTORS[Op(op)]
+    r = s * _factor(a, sa, da) + d * _factor(b, sa, da)
+    return np.where(_ONE < r, _ONE, r)
+
+
+def _blend_float(op: int, sa: np.ndarray, s: np.ndarray, da: np.ndarray, d: np.ndarray
+                 ) -> np.ndarray:
+    """blend_<mode> of pixman-combine-float.c for the separable modes on the float path."""
+    two = F32(2)
+    if op == Op.COLOR_DODGE:
+        return np.where(_is_zero(d), F32(0.0),
+                        np.where((d * sa >= sa * da - s * da) | _is_zero(sa - s), sa * da,
+                                 sa * sa * d / (sa - s)))
+    if op == Op.COLOR_BURN:
+        return np.where(d >= da, sa * da,
+                        np.where((sa * (da - d) >= s * da) | _is_zero(s), F32(0.0),
+                                 sa * (da - sa * (da - d) / s)))
+    if op == Op.SOFT_LIGHT:
+        low = d * sa - d * (da - d) * (sa - two * s) / da
+        mid = d * sa + (two * s - sa) * d * ((F32(16) * d / da - F32(12)) * d / da + F32(3))
+        high = d * sa + (np.sqrt(d * da) - d) * (two * s - sa)
+        return np.where(_is_zero(da), d * sa,
+                        np.where(two * s <= sa, low, np.where(F32(4) * d <= da, mid, high)))
+    raise AssertionError(op)
+
+
+def _lum(c: list[np.ndarray]) -> np.ndarray:
+    """get_lum: r * 0.3f + g * 0.59f + b * 0.11f (c is [r, g, b])."""
+    return c[0] * F32(0.3) + c[1] * F32(0.59) + c[2] * F32(0.11)
+
+
+def _cmin(c: list[np.ndarray]) -> np.ndarray:
+    return np.minimum(np.minimum(c[0], c[1]), c[2])
+
+
+def _cmax(c: list[np.ndarray]) -> np.ndarray:
+    return np.maximum(np.maximum(c[0], c[1]), c[2])
+
+
+def _clip_color(c: list[np.ndarray], a: np.ndarray) -> list[np.ndarray]:
+    lum, n, x = _lum(c), _cmin(c), _cmax(c)
+    t = lum - n
+    lo = n < 0
+    c = [np.where(lo, np.where(_is_zero(t), F32(0.0), lum + ((ch - lum) * lum) / t), ch)
+         for ch in c]
+    t = x - lum
+    hi = x > a
+    return [np.where(hi, np.where(_is_zero(t), a, lum + ((ch - lum) * (a - lum) / t)), ch)
+            for ch in c]
+
+
+def _set_lum(c: list[np.ndarray], sa: np.ndarray, lum: np.ndarray) -> list[np.ndarray]:
+    d = lum - _lum(c)
+    return _clip_color([ch + d for ch in c], sa)
+
+
+def _set_sat(c: list[np.ndarray], sat: np.ndarray) -> list[np.ndarray]:
+    """set_sat with pixman's choice of max / mid / min among equal channels."""
+    r, g, b = c
+    rg, rb, gb = r > g, r > b, g > b
+    # index (0 r, 1 g, 2 b) of max, mid and min, following the C branches
+    imax = np.where(rg, np.where(rb, 0, 2), np.where(rb, 1, np.where(gb, 1, 2)))
+    imid = np.where(rg, np.where(rb, np.where(gb, 1, 2), 0), np.where(rb, 0, np.where(gb, 2, 1)))
+    imin = np.where(rg, np.where(rb, np.where(gb, 2, 1), 1), np.where(rb, 2, 0))
+    stack = np.stack(c)
+    vmax = np.take_along_axis(stack, imax[None], 0)[0]
+    vmid = np.take_along_axis(stack, imid[None], 0)[0]
+    vmin = np.take_along_axis(stack, imin[None], 0)[0]
+    t = vmax - vmin
+    flat = _is_zero(t)
+    new_mid = np.where(flat, F32(0.0), ((vmid - vmin) * sat) / t)
+    new_max = np.where(flat, F32(0.0), sat)
+    return [np.where(imax == i, new_max, np.where(imid == i, new_mid, F32(0.0)))
+            for i in range(3)]
+
+
+def _hsl_float(op: int, dc: list[np.ndarray], da: np.ndarray, sc: list[np.ndarray],
+               sa: np.ndarray) -> list[np.ndarray]:
+    if op == Op.HSL_HUE:
+        res = _set_sat([x * da for x in sc], (_cmax(dc) - _cmin(dc)) * sa)
+        return _set_lum(res, sa * da, _lum(dc) * sa)
+    if op == Op.HSL_SATURATION:
+        res = _set_sat([x * sa for x in dc], (_cmax(sc) - _cmin(sc)) * da)
+        return _set_lum(res, sa * da, _lum(dc) * sa)
+    if op == Op.HSL_COLOR:
+        return _set_lum([x * da for x in sc], sa * da, _lum(dc) * sa)
+    return _set_lum([x * sa for x in dc], sa * da, _lum(sc) * da)  # HSL_LUMINOSITY
+
+
+def _combine_float(op: int, s: np.ndarray, m: np.ndarray | None, ca: bool, d: np.ndarray
+                   ) -> np.ndarray:
+    """combine_<op>_{u,ca}_float over (h, w, 4) float32 BGRA arrays."""
+    da = d[..., 3]
+    if op in _HSL:
+        # MAKE_NON_SEPARABLE_PDF_COMBINERS (the _ca ones are combine_dst, handled earlier)
+        sa = s[..., 3]
+        sc = [s[..., 2], s[..., 1], s[..., 0]]
+        if m is not None:
+            ma = m[..., 3]
+            sa = sa * ma
+            sc = [sc[0] * ma, sc[1] * ma * ma, sc[2]]  # sc.g *= ma twice, sc.b never
+        dc = [d[..., 2], d[..., 1], d[..., 0]]
+        rc = _hsl_float(op, dc, da, sc, sa)
+        out = np.empty_like(d)
+        out[..., 3] = sa + da - sa * da
+        for i, c in enumerate((2, 1, 0)):
+            out[..., c] = (_ONE - sa) * dc[i] + (_ONE - da) * sc[i] + rc[i]
+        return out
+    # combine_inner
+    if m is None:
+        sv, mv = s, np.broadcast_to(s[..., 3:4], s.shape)
+    elif ca:
+        sv = s * m
+        mv = m * s[..., 3:4]
+        sv[..., 3] = mv[..., 3]  # sa = ma (the mask's alpha times the source's)
+    else:
+        sv = s * m[..., 3:4]
+        mv = np.broadcast_to(sv[..., 3:4], s.shape)
+    da4 = np.broadcast_to(d[..., 3:4], d.shape)
+    if op in _PD_FACTORS:
+        return _pd(op, mv, sv, da4, d)
+    # MAKE_SEPARABLE_PDF_COMBINERS: alpha da + sa - da * sa, colour
+    # (1 - sa) * d + (1 - da) * s + blend (sa, s, da, d)
+    out = (_ONE - mv) * d + (_ONE - da4) * sv + _blend_float(op, mv, sv, da4, d)
+    out[..., 3] = da + mv[..., 3] - da * mv[..., 3]
+    return out
 
 
 # --- pixman's 8-bit arithmetic ----------------------------------------------------------------
@@ -290,15 +642,6 @@ def _unified(op: int, s: np.ndarray, d: np.ndarray) -> np.ndarray:
         return _sat(_mul(s, 255 - da) + _mul(d, 255 - sa))
     if op == Op.ADD:
         return _sat(s + d)
-    if op == Op.SATURATE:
-        # sa > 255 - da: s *= DIV_UN8(255 - da, sa), then add.
-        ida = 255 - da
-        over = sa > ida
-        f = (ida * 255 + sa // 2) // np.maximum(sa, 1)
-        s = np.where(over, _mul(s, f), s)
-        return _sat(s + d)
-    if Op.DISJOINT_CLEAR <= op <= Op.CONJOINT_XOR:
-        return _joint(op, s, sa, d)
     raise AssertionError(op)
 
 
@@ -330,236 +673,75 @@ def _component(op: int, s: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarr
         return _sat(_mul(d, mm) + _mul(sm, 255 - da))
     if op == Op.XOR:
         return _sat(_mul(d, 255 - mm) + _mul(sm, 255 - da))
-    if op == Op.SATURATE:
-        # combine_saturate_ca: per channel, where m > 255 - da the source is scaled by
-        # ((255 - da) << 8) / m (a truncating division, not DIV_UN8), then added.
-        ida = 255 - da
-        f = (ida << 8) // np.maximum(mm, 1)
-        return _sat(d + np.where(mm > ida, _mul(sm, f), sm))
-    if Op.DISJOINT_CLEAR <= op <= Op.CONJOINT_XOR:
-        return _joint(op, sm, mm, d)
     raise AssertionError(op)
 
 
-# --- DISJOINT_* / CONJOINT_* -------------------------------------------------------------------
-
-# pixman-combine32.c's COMBINE_* bits: which part of A (source) and of B (dest) is kept.
-_A_OUT, _A_IN, _B_OUT, _B_IN = 1, 2, 4, 8
-# op & 0xF -> bits, for the ops combine_{disjoint,conjoint}_general_{u,ca} do (CLEAR, SRC,
-# DST and DISJOINT_OVER_REVERSE use combine_clear / src / dst / saturate instead).
-_COMBINE = {0x3: _A_OUT | _A_IN | _B_OUT, 0x4: _A_OUT | _B_OUT | _B_IN, 0x5: _A_IN,
-            0x6: _B_IN, 0x7: _A_OUT, 0x8: _B_OUT, 0x9: _B_OUT | _A_IN, 0xA: _A_OUT | _B_IN,
-            0xB: _A_OUT | _B_OUT}
+# --- PDF blend modes, narrow -------------------------------------------------------------------
 
 
-def _div_un8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """DIV_UN8: (a * 255 + b / 2) / b, integer division (b > 0 wherever the result is used)."""
-    return (a * 255 + b // 2) // np.maximum(b, 1)
-
-
-def _out_part(a: np.ndarray, b: np.ndarray, disjoint: bool) -> np.ndarray:
-    """combine_disjoint_out_part min(1, (1 - b) / a) / combine_conjoint_out_part
-    max(1 - b / a, 0), in 8 bits."""
-    if disjoint:
-        nb = 255 - b
-        return np.where(nb >= a, 255, _div_un8(nb, a))
-    return np.where(b >= a, 0, 255 - _div_un8(b, a))
-
-
-def _in_part(a: np.ndarray, b: np.ndarray, disjoint: bool) -> np.ndarray:
-    """combine_disjoint_in_part max(1 - (1 - b) / a, 0) / combine_conjoint_in_part
-    min(1, b / a), in 8 bits."""
-    if disjoint:
-        nb = 255 - b
-        return np.where(nb >= a, 0, 255 - _div_un8(nb, a))
-    return np.where(b >= a, 255, _div_un8(b, a))
-
-
-def _factor(bits: int, out_bit: int, in_bit: int, a: np.ndarray, b: np.ndarray,
-            disjoint: bool) -> np.ndarray | int:
-    part = bits & (out_bit | in_bit)
-    if part == out_bit | in_bit:
-        return 255
-    if part == out_bit:
-        return _out_part(a, b, disjoint)
-    if part == in_bit:
-        return _in_part(a, b, disjoint)
-    return 0
-
-
-def _joint(op: int, s: np.ndarray, sa: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """combine_{disjoint,conjoint}_general_{u,ca}: per channel ``d * Fb + s * Fa`` (MUL_UN8
-    each, saturating add). ``sa`` is the source alpha (the ``_u`` form, s already multiplied by
-    the mask's alpha) or the mask times the source alpha per channel (``_ca``, after
-    combine_mask_ca). combine_disjoint_over_u's ``s == 0`` shortcut leaves d, as this does."""
-    disjoint = op < Op.CONJOINT_CLEAR
-    bits = _COMBINE[op & 0xF]
-    da = _alpha(d)
-    fa = _factor(bits, _A_OUT, _A_IN, sa, da, disjoint)
-    fb = _factor(bits, _B_OUT, _B_IN, da, sa, disjoint)
-    return _sat(_mul(d, fb) + _mul(s, fa))
-
-
-# --- PDF blend modes ---------------------------------------------------------------------------
-
-
-def _blend_channel(op: int, d: np.ndarray, ad: np.ndarray, s: np.ndarray, as_: np.ndarray
-                   ) -> np.ndarray:
-    """pixman's ``blend_<mode>`` for one channel, uint32 arithmetic (wrapping as C)."""
+def _blend_int(op: int, d: np.ndarray, ad: np.ndarray, s: np.ndarray, as_: np.ndarray
+               ) -> np.ndarray:
+    """blend_<mode> of pixman-combine32.c (int32 results, here int64 without overflow)."""
     if op == Op.SCREEN:
-        return _div_one(s * ad + d * as_ - s * d)
-    if op == Op.OVERLAY:
-        r = np.where(2 * d < ad, 2 * s * d, as_ * ad - 2 * (ad - d) * (as_ - s))
-        return _div_one(r)
+        return s * ad + d * as_ - s * d
+    if op in (Op.OVERLAY, Op.HARD_LIGHT):
+        low = (2 * d < ad) if op == Op.OVERLAY else (2 * s < as_)
+        return np.where(low, 2 * s * d, as_ * ad - 2 * (ad - d) * (as_ - s))
     if op == Op.DARKEN:
         ss, dd = ad * s, as_ * d
-        return _div_one(np.where(ss > dd, dd, ss))
+        return np.where(ss > dd, dd, ss)
     if op == Op.LIGHTEN:
         ss, dd = ad * s, as_ * d
-        return _div_one(np.where(ss > dd, ss, dd))
-    if op == Op.COLOR_DODGE:
-        diff = as_ - s
-        full = (as_ * d >= ad * diff) | (diff == 0)
-        q = (d * as_) // np.where(diff == 0, U32(1), diff)
-        r = np.where(d == 0, U32(0), np.where(full, _div_one(as_ * ad), _div_one(as_ * q)))
-        return r.astype(U32)
-    if op == Op.COLOR_BURN:
-        r = ((ad - d) * as_) // np.where(s == 0, U32(1), s)
-        nonzero = _div_one(as_ * (np.maximum(r, ad) - r))
-        zero = np.where(d < ad, U32(0), _div_one(as_ * ad))
-        return np.where(s == 0, zero, nonzero).astype(U32)
-    if op == Op.HARD_LIGHT:
-        return np.where(2 * s < as_, _div_one(2 * s * d),
-                        _div_one(as_ * ad - 2 * (ad - d) * (as_ - s))).astype(U32)
-    if op == Op.SOFT_LIGHT:
-        fd, fad = d / 255.0, ad / 255.0
-        fs, fas = s / 255.0, as_ / 255.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            safe_ad = np.where(fad == 0, 1.0, fad)
-            low = np.where(fad == 0, fd * fas,
-                           fd * fas - fd * (fad - fd) * (fas - 2 * fs) / safe_ad)
-            mid = fd * fas + (2 * fs - fas) * fd * ((16 * fd / safe_ad - 12) * fd / safe_ad + 3)
-            high = fd * fas + (np.sqrt(np.maximum(fd * fad, 0.0)) - fd) * (2 * fs - fas)
-        r = np.where(2 * fs < fas, low, np.where(fad == 0, 0.0, np.where(4 * fd <= fad, mid, high)))
-        return _to_u32(r * 255 + 0.5)
+        return np.where(ss > dd, ss, dd)
     if op == Op.DIFFERENCE:
         das, sad = d * as_, s * ad
-        return np.where(sad < das, _div_one(das - sad), _div_one(sad - das)).astype(U32)
+        return np.where(sad < das, das - sad, sad - das)
     if op == Op.EXCLUSION:
-        return _div_one(s * ad + d * as_ - 2 * d * s)
+        return s * ad + d * as_ - 2 * d * s
     raise AssertionError(op)
 
 
-def _to_u32(v: np.ndarray) -> np.ndarray:
-    """C's double -> uint32_t as x86-64 compilers do it: truncate toward zero to 64 bits,
-    keep the low 32 (a negative result, from colour above alpha, wraps)."""
-    return np.trunc(v).astype(np.int64).astype(U32)
-
-
-def _lum_int(c: list[np.ndarray]) -> np.ndarray:
-    # LUM with c[0] red, c[1] green, c[2] blue, integer (uint32) division
-    return (c[0] * U32(30) + c[1] * U32(59) + c[2] * U32(11)) // U32(100)
-
-
-def _sat_int(c: list[np.ndarray]) -> np.ndarray:
-    return np.maximum(np.maximum(c[0], c[1]), c[2]) - np.minimum(np.minimum(c[0], c[1]), c[2])
-
-
-def _set_sat(c: list[np.ndarray], sat: np.ndarray) -> list[np.ndarray]:
-    """pixman set_sat: max -> sat, min -> 0, mid scaled; all 0 when max == min (ties give
-    the same values whichever channel pixman's ordering picks)."""
-    mx = np.maximum(np.maximum(c[0], c[1]), c[2])
-    mn = np.minimum(np.minimum(c[0], c[1]), c[2])
-    span = mx - mn
-    safe = np.where(span == 0, U32(1), span)
-    return [np.where(span > 0, ((ch - mn).astype(np.uint64) * sat // safe).astype(U32), U32(0))
-            for ch in c]
-
-
-def _set_lum(c: list[np.ndarray], sa: np.ndarray, lum: np.ndarray) -> list[np.ndarray]:
-    """pixman set_lum (doubles), results truncated to uint32 as C does."""
-    a = sa * (1.0 / 255)
-    tmp = [ch * (1.0 / 255) for ch in c]
-    ll = lum * (1.0 / 255) - (tmp[0] * 30 + tmp[1] * 59 + tmp[2] * 11) / 100
-    tmp = [t + ll for t in tmp]
-    lv = (tmp[0] * 30 + tmp[1] * 59 + tmp[2] * 11) / 100
-    mn = np.minimum(np.minimum(tmp[0], tmp[1]), tmp[2])
-    mx = np.maximum(np.maximum(tmp[0], tmp[1]), tmp[2])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lo = mn < 0
-        zero_lo = lv - mn == 0.0
-        tmp = [np.where(lo, np.where(zero_lo, 0.0, lv + (t - lv) * lv / (lv - mn)), t)
-               for t in tmp]
-        hi = mx > a
-        zero_hi = mx - lv == 0.0
-        tmp = [np.where(hi, np.where(zero_hi, a, lv + (t - lv) * (a - lv) / (mx - lv)), t)
-               for t in tmp]
-    return [_to_u32(t * 255 + 0.5) for t in tmp]
-
-
-def _hsl(op: int, dc: list[np.ndarray], da: np.ndarray, sc: list[np.ndarray], sa: np.ndarray
-         ) -> list[np.ndarray]:
-    if op == Op.HSL_HUE:
-        r = [x * da for x in sc]
-        r = _set_sat(r, _sat_int(dc) * sa)
-        return _set_lum(r, sa * da, _lum_int(dc) * sa)
-    if op == Op.HSL_SATURATION:
-        r = [x * sa for x in dc]
-        r = _set_sat(r, _sat_int(sc) * da)
-        return _set_lum(r, sa * da, _lum_int(dc) * sa)
-    if op == Op.HSL_COLOR:
-        r = [x * da for x in sc]
-        return _set_lum(r, sa * da, _lum_int(dc) * sa)
-    r = [x * sa for x in dc]  # HSL_LUMINOSITY
-    return _set_lum(r, sa * da, _lum_int(sc) * da)
-
-
-def _pack(chans: list[np.ndarray]) -> np.ndarray:
-    """Four per-channel uint32 values (B, G, R, A) added into one 32-bit word each, carries
-    and all, then split back into BGRA bytes."""
-    word = chans[0].astype(U32)
-    for i, shift in ((1, 8), (2, 16), (3, 24)):
-        word = word + (chans[i].astype(U32) << U32(shift))
-    return word[..., None].view(np.uint8).reshape(*word.shape, 4)
+def _clamp_div_one(v: np.ndarray) -> np.ndarray:
+    """CLAMP (v, 0, 255 * 255) on a uint32 (a negative sum has wrapped, so it clamps to the
+    top), then DIV_ONE_UN8."""
+    v = np.where((v < 0) | (v > 255 * 255), 255 * 255, v)
+    t = v + 0x80
+    return (t + (t >> 8)) >> 8
 
 
 def _blend(op: int, s: np.ndarray, m: np.ndarray | None, d: np.ndarray) -> np.ndarray:
-    """MULTIPLY .. HSL_LUMINOSITY, ``_u`` (m None) or ``_ca``; returns uint8 BGRA."""
-    s = s.astype(U32)
-    d = d.astype(U32)
-    sa, da = s[..., 3], d[..., 3]
+    """MULTIPLY .. EXCLUSION on the narrow path, ``_u`` (m None; s already multiplied by the
+    mask's alpha) or ``_ca``; returns uint8 BGRA."""
+    s = s.astype(np.int64)
+    d = d.astype(np.int64)
+    da = d[..., 3:4]
     if m is not None:
-        m = m.astype(U32)
+        m = m.astype(np.int64)
         s, m = _mul(s, m), _mul(m, s[..., 3:4])  # combine_mask_ca
-        base = _sat(_mul(d, 255 - m) + _mul(s, 255 - d[..., 3:4]))
-        alphas = [m[..., c] for c in range(4)]
-    else:
-        base = _sat(_mul(d, 255 - s[..., 3:4]) + _mul(s, 255 - d[..., 3:4]))
-        alphas = [sa] * 4
     if op == Op.MULTIPLY:
         if m is None:
-            return _sat(_mul(d, s) + base).astype(np.uint8)
-        return _sat(base + _mul(d, s)).astype(np.uint8)
-    if op in _HSL:
-        assert m is None  # composite() handles the HSL modes' component alpha (a no-op)
-        dc = [d[..., 2], d[..., 1], d[..., 0]]
-        sc = [s[..., 2], s[..., 1], s[..., 0]]
-        r, g, b = _hsl(op, dc, da, sc, sa)
-        extra = [_div_one(b), _div_one(g), _div_one(r)]
-    else:
-        extra = [_blend_channel(op, d[..., c], da, s[..., c], alphas[c]) for c in range(3)]
-    extra.append(_div_one(alphas[3] * da))
-    return _pack([base[..., c] + extra[c] for c in range(4)])
+            base = _sat(_mul(s, 255 - da) + _mul(d, 255 - s[..., 3:4]))
+        else:
+            base = _sat(_mul(d, 255 - m) + _mul(s, 255 - da))
+        return _sat(_mul(d, s) + base).astype(np.uint8)
+    alphas = m if m is not None else np.broadcast_to(s[..., 3:4], s.shape)
+    sa = s[..., 3:4]
+    out = (255 - alphas) * d + (255 - da) * s + _blend_int(op, d, da, s, alphas)
+    out[..., 3:4] = da * 255 + sa * 255 - sa * da
+    return _clamp_div_one(out).astype(np.uint8)
 
 
-# --- the composite --------------------------------------------------------------------------
+# --- pixman_image_composite32 -----------------------------------------------------------------
 
+_HSL = {Op.HSL_HUE, Op.HSL_SATURATION, Op.HSL_COLOR, Op.HSL_LUMINOSITY}
 _PORTER_DUFF = {Op.CLEAR, Op.SRC, Op.DST, Op.OVER, Op.OVER_REVERSE, Op.IN, Op.IN_REVERSE,
-                Op.OUT, Op.OUT_REVERSE, Op.ATOP, Op.ATOP_REVERSE, Op.XOR, Op.ADD, Op.SATURATE,
-                *(op for op in Op if Op.DISJOINT_CLEAR <= op <= Op.CONJOINT_XOR)}
+                Op.OUT, Op.OUT_REVERSE, Op.ATOP, Op.ATOP_REVERSE, Op.XOR, Op.ADD}
 # pixman's operator_table holes (0x0e-0x0f, 0x1c-0x1f, 0x2c-0x2f) are zero-filled: there,
 # optimize_operator turns the op into PIXMAN_OP_CLEAR (0) whatever the images.
 _HOLES = {0x0E, 0x0F, 0x1C, 0x1D, 0x1E, 0x1F, 0x2C, 0x2D, 0x2E, 0x2F}
+# pixman-general.c operator_needs_division: these run through the float combiners.
+_WIDE = {Op.SATURATE, *(op for op in Op if Op.DISJOINT_CLEAR <= op <= Op.CONJOINT_XOR),
+         Op.COLOR_DODGE, Op.COLOR_BURN, Op.SOFT_LIGHT, *_HSL}
 
 
 def op_name(op: int) -> str:
@@ -569,35 +751,141 @@ def op_name(op: int) -> str:
         return "unknown"
 
 
-def _combiner(op: int) -> int:
-    """The op whose combiner pixman (0.32, combine32.c's setup) runs for ``op``: the
-    DISJOINT_ / CONJOINT_ CLEAR, SRC and DST use combine_clear / src / dst, DISJOINT_OVER_REVERSE
-    is combine_saturate (u and ca), a hole of the operator table is CLEAR. Ops past
-    HSL_LUMINOSITY index beyond pixman's operator_table (undefined): a named gap."""
-    if op in _HOLES:
-        return Op.CLEAR
-    if op not in Op._value2member_map_:
-        raise CompositeUnsupported(f"composite_op_{op_name(op)}")
-    if Op.DISJOINT_CLEAR <= op <= Op.CONJOINT_XOR and op & 0xF <= 2:
-        return op & 0xF
-    if op == Op.DISJOINT_OVER_REVERSE:
-        return Op.SATURATE
-    return op
+_FIXED_E = 1
+_INT32 = (-(1 << 31), (1 << 31) - 1)
+
+
+def _in16(v: int) -> bool:
+    return -(1 << 15) <= v < (1 << 15)
+
+
+def _in16_16(v: int) -> bool:
+    return _INT32[0] <= v <= _INT32[1]
+
+
+def _transform_point(t: tuple[int, ...], x: int, y: int) -> tuple[int, int] | None:
+    """pixman_transform_point for an affine matrix: None when a coordinate leaves int32."""
+    out = []
+    for row in (t[0:3], t[3:6]):
+        hi = row[0] * (x >> 16) + row[1] * (y >> 16) + row[2]
+        lo = row[0] * (x & 0xFFFF) + row[1] * (y & 0xFFFF)
+        v = hi + ((lo + 0x8000) >> 16)
+        if not _in16_16(v):
+            return None
+        out.append(v)
+    return out[0], out[1]
+
+
+def _transformed_extents(t: tuple[int, ...] | None, x1: int, y1: int, x2: int, y2: int
+                         ) -> tuple[int, int, int, int] | None:
+    """compute_transformed_extents: the box's corner pixel centres through the matrix."""
+    fx1, fy1 = (x1 << 16) + FIXED_ONE // 2, (y1 << 16) + FIXED_ONE // 2
+    fx2, fy2 = (x2 << 16) - FIXED_ONE // 2, (y2 << 16) - FIXED_ONE // 2
+    if t is None:
+        return fx1, fy1, fx2, fy2
+    pts = []
+    for px, py in ((fx2, fy2), (fx1, fy2), (fx2, fy1), (fx1, fy1)):
+        p = _transform_point(t, px, py)
+        if p is None:
+            return None
+        pts.append(p)
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _nearest_flag(pic: Picture, t: tuple[int, ...] | None) -> bool:
+    """FAST_PATH_NEAREST_FILTER: NEAREST / FAST, or a bilinear filter that reduces to it (no
+    matrix, or an integer one whose pixel centres land on half-integers)."""
+    if not _bilinear(pic):
+        return True
+    if t is None:
+        return True
+    frac = (t[0] | t[1] | t[2] | t[3] | t[4] | t[5]) & 0xFFFF
+    odd = (((t[0] + t[1]) & (t[3] + t[4])) >> 16) % 2 == 1
+    limit = 30000 << 16
+    return frac == 0 and odd and all(-limit <= v <= limit for v in (t[2], t[5]))
+
+
+def _analyze(pic: Picture, h: int, w: int) -> tuple[bool, bool]:
+    """analyze_extent for a source or mask used over a (w, h) dest box, and whether pixman
+    then counts the image opaque (FAST_PATH_IS_OPAQUE, set directly or through the
+    NEAREST_OPAQUE / BILINEAR_OPAQUE cover tests). Returns (ok, opaque)."""
+    ox, oy = pic.origin
+    x1, y1, x2, y2 = ox, oy, ox + w, oy + h
+    if not all(_in16(v) for v in (x1 - 1, y1 - 1, x2 + 1, y2 + 1)):
+        return False, False
+    ph, pw = pic.pixels.shape[:2]
+    if pw >= 0x7FFF or ph >= 0x7FFF:
+        return False, False
+    t = _transform(pic)
+    samples_opaque = _sizes(pic.fmt)[3] == 0
+    opaque = samples_opaque and pic.repeat != Repeat.NONE
+    if t is None and x1 >= 0 and y1 >= 0 and x2 <= pw and y2 <= ph:
+        return True, samples_opaque and _nearest_flag(pic, t)
+    if _bilinear(pic):
+        xo, yo, ew = -FIXED_ONE // 2, -FIXED_ONE // 2, FIXED_ONE
+    else:
+        xo, yo, ew = -_FIXED_E, -_FIXED_E, 0
+    ext = _transformed_extents(t, x1, y1, x2, y2)
+    if ext is None:
+        return False, False
+    tx1, ty1, tx2, ty2 = ext
+    e = _FIXED_E
+    cover_nearest = ((tx1 - e) >> 16 >= 0 and (ty1 - e) >> 16 >= 0
+                     and (tx2 - e) >> 16 < pw and (ty2 - e) >> 16 < ph)
+    half = FIXED_ONE // 2
+    cover_bilinear = ((tx1 - half) >> 16 >= 0 and (ty1 - half) >> 16 >= 0
+                      and (tx2 + half) >> 16 < pw and (ty2 + half) >> 16 < ph)
+    ext = _transformed_extents(t, x1 - 1, y1 - 1, x2 + 1, y2 + 1)
+    if ext is None:
+        return False, False
+    tx1, ty1, tx2, ty2 = ext
+    if not (_in16_16(tx1 + xo - 8 * e) and _in16_16(ty1 + yo - 8 * e)
+            and _in16_16(tx2 + xo + 8 * e + ew) and _in16_16(ty2 + yo + 8 * e + ew)):
+        return False, False
+    if samples_opaque and ((_nearest_flag(pic, t) and cover_nearest)
+                           or (_bilinear(pic) and cover_bilinear)):
+        opaque = True
+    return True, opaque
 
 
 def composite(op: int, src: Picture, mask: Picture | None, component_alpha: bool,
-              dest: np.ndarray) -> np.ndarray:
+              dest: np.ndarray, dest_fmt: int = Format.A8R8G8B8) -> np.ndarray:
     """pixman_image_composite32(op, src, mask, dest, ...) over the whole of ``dest`` (an
-    (h, w, 4) BGRA array, read as premultiplied ARGB); returns the new (h, w, 4) uint8."""
-    op = _combiner(op)
+    (h, w, 4) BGRA array of an image of ``dest_fmt``); returns the new (h, w, 4) uint8, before
+    the store into ``dest_fmt`` (see the module docstring)."""
+    if op in _HOLES:
+        op = Op.CLEAR
+    elif op not in Op._value2member_map_:
+        raise CompositeUnsupported(f"composite_op_{op_name(op)}")
     h, w = dest.shape[:2]
+    _check_filter(src)
+    if mask is not None:
+        _check_filter(mask)
+    if h == 0 or w == 0:
+        return np.asarray(dest, np.uint8).copy()
+    ok, src_opaque = _analyze(src, h, w)
+    mask_opaque = True
+    if mask is not None and ok:
+        ok, mask_opaque = _analyze(mask, h, w)
+        mask_opaque = mask_opaque and not component_alpha
+    if not ok:
+        return np.asarray(dest, np.uint8).copy()
+    # optimize_operator (dest images never count as opaque: they do not repeat)
+    if Op.DISJOINT_CLEAR <= op <= Op.CONJOINT_XOR and op & 0xF <= 2:
+        op = op & 0xF
+    if op == Op.SATURATE and src_opaque and mask_opaque:
+        op = Op.OVER_REVERSE
     ca = mask is not None and component_alpha
-    if op == Op.DST or (ca and op in _HSL):
-        # The HSL modes have no _ca combiner: pixman sets combine_32_ca[HSL_*] (and
-        # combine_float_ca in later versions) to combine_dst, "noops for now".
-        return dest.copy()
+    d8 = read_as(dest, dest_fmt)
+    if op == Op.CLEAR:
+        return np.zeros_like(d8)
+    if op == Op.DST:
+        return d8
+    if op in _WIDE:
+        return _composite_wide(op, src, mask, ca, d8, dest_fmt)
     s = fetch(src, h, w)
-    d = dest.astype(np.int32)
+    d = d8.astype(np.int32)
     m = fetch(mask, h, w) if mask is not None else None
     if op in _PORTER_DUFF:
         if ca:
@@ -610,3 +898,19 @@ def composite(op: int, src: Picture, mask: Picture | None, component_alpha: bool
         s = _mul(s, _alpha(m))
         return _blend(op, s, None, d)
     return _blend(op, s, m if ca else None, d)
+
+
+def _composite_wide(op: int, src: Picture, mask: Picture | None, ca: bool, d8: np.ndarray,
+                    dest_fmt: int) -> np.ndarray:
+    h, w = d8.shape[:2]
+    d = _to_float(d8.astype(np.int32), dest_fmt)
+    if ca and op in _HSL:
+        # combine_float_ca[HSL_*] is combine_dst_u_float: the dest goes through floats
+        return _to_unorm8(d)
+    m = fetch_float(mask, h, w) if mask is not None else None
+    s = fetch_float(src, h, w)
+    if m is not None and not _untransformed(src):
+        s = _stale_source(s, m)
+    with np.errstate(all="ignore"):
+        out = _combine_float(op, s, m, ca, d)
+    return _to_unorm8(out)

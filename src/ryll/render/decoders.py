@@ -4,6 +4,12 @@ wrapped to the common ``(Image, DisplayShared) -> BGRA pixels`` shape.
 LZ_PLT palettes come from the message or the palette cache (spice-common
 ``canvas_get_lz``); GLZ and ZLIB_GLZ decode against the session's one GLZ dictionary.
 
+Each decoder also says what the image is (render.image_cache.ImageKind) from the format its
+payload declares, as spice-common picks the pixman format of the surface it decodes into:
+QUIC RGBA, LZ / GLZ RGBA, LZ4 with the RGBA bitmap format and JPEG_ALPHA have alpha
+(a8r8g8b8); LZ A8 is alpha only (a8); the rest (RGB32 / RGB24 / RGB16, the palette types,
+JPEG) have none.
+
 A GLZ image may refer to an image another display channel has not delivered yet. spice-gtk
 waits for it (decode-glz.c ``glz_decoder_window_bits``); ryll waits too, bounded by
 ``DisplayShared.glz_wait_seconds``, but only in a thread that may block
@@ -19,33 +25,49 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ryll.codecs import lz as L
 from ryll.codecs.glz import GlzMissingReference, GlzWaitNeeded, decode_glz, decode_zlib_glz
-from ryll.codecs.lz import apply_lz_alpha, decode_lz
-from ryll.codecs.lz4 import decode_lz4
+from ryll.codecs.lz import LzImage, apply_lz_alpha, decode_lz
+from ryll.codecs.lz4 import FMT_RGBA, decode_lz4
 from ryll.codecs.quic import decode_quic
 from ryll.errors import DecodeError
 from ryll.protocol.constants import ImageType
 from ryll.protocol.messages.draw import Image
-from ryll.render.images import Decoder, DisplayShared, may_wait, resolve_palette
+from ryll.render.image_cache import ImageKind
+from ryll.render.images import Decoded, Decoder, DisplayShared, may_wait, resolve_palette
 from ryll.video.mjpeg import decode_mjpeg_frame
 
-
-def _quic(image: Image, shared: DisplayShared) -> np.ndarray:
-    return decode_quic(image.data).pixels
+QUIC_RGBA = 5  # QuicImageType
 
 
-def _lz_rgb(image: Image, shared: DisplayShared) -> np.ndarray:
-    return decode_lz(image.data).pixels
+def _lz_decoded(lz: LzImage) -> Decoded:
+    """canvas_get_lz / decode-glz.c: RGBA is a8r8g8b8, A8 is a8, everything else x8r8g8b8
+    (or x1r5g5b5 for RGB16). (An XXXA image, which spice-common refuses as an image, is
+    taken as colour 0 with alpha.)"""
+    if lz.type in (L.RGBA, L.XXXA):
+        return Decoded(lz.pixels, ImageKind.ALPHA)
+    if lz.type == L.A8:
+        return Decoded(lz.pixels, ImageKind.ALPHA_ONLY)
+    return Decoded(lz.pixels, ImageKind.OPAQUE)
 
 
-def _lz_plt(image: Image, shared: DisplayShared) -> np.ndarray:
+def _quic(image: Image, shared: DisplayShared) -> Decoded:
+    q = decode_quic(image.data)
+    return Decoded(q.pixels, ImageKind.ALPHA if q.type == QUIC_RGBA else ImageKind.OPAQUE)
+
+
+def _lz_rgb(image: Image, shared: DisplayShared) -> Decoded:
+    return _lz_decoded(decode_lz(image.data))
+
+
+def _lz_plt(image: Image, shared: DisplayShared) -> Decoded:
     entries = resolve_palette(image.palette, image.palette_id, image.lz_plt_flags, shared)
     if entries is None:
         raise DecodeError("lz_plt image without a palette", "missing_palette")
-    return decode_lz(image.data, palette=np.array(entries, dtype=np.uint32)).pixels
+    return _lz_decoded(decode_lz(image.data, palette=np.array(entries, dtype=np.uint32)))
 
 
-def _waiting_for_refs(decode: Callable[[], np.ndarray], shared: DisplayShared) -> np.ndarray:
+def _waiting_for_refs(decode: Callable[[], LzImage], shared: DisplayShared) -> LzImage:
     """``decode()``, waiting (bounded, in a thread that may block) for each image it refers
     to that is not in the dictionary yet and may still arrive."""
     deadline: float | None = None
@@ -65,30 +87,33 @@ def _waiting_for_refs(decode: Callable[[], np.ndarray], shared: DisplayShared) -
                 raise
 
 
-def _glz(image: Image, shared: DisplayShared) -> np.ndarray:
-    return _waiting_for_refs(
-        lambda: decode_glz(image.data, shared.glz_dictionary()).pixels, shared)
+def _glz(image: Image, shared: DisplayShared) -> Decoded:
+    return _lz_decoded(_waiting_for_refs(
+        lambda: decode_glz(image.data, shared.glz_dictionary()), shared))
 
 
-def _zlib_glz(image: Image, shared: DisplayShared) -> np.ndarray:
-    return _waiting_for_refs(
-        lambda: decode_zlib_glz(image.data, image.glz_data_size,
-                                shared.glz_dictionary()).pixels, shared)
+def _zlib_glz(image: Image, shared: DisplayShared) -> Decoded:
+    return _lz_decoded(_waiting_for_refs(
+        lambda: decode_zlib_glz(image.data, image.glz_data_size, shared.glz_dictionary()),
+        shared))
 
 
-def _lz4(image: Image, shared: DisplayShared) -> np.ndarray:
-    return decode_lz4(image.data, image.width, image.height).pixels
+def _lz4(image: Image, shared: DisplayShared) -> Decoded:
+    """canvas_get_lz4: the format byte after top_down; only SPICE_BITMAP_FMT_RGBA has alpha."""
+    lz = decode_lz4(image.data, image.width, image.height)
+    return Decoded(lz.pixels, ImageKind.ALPHA if lz.type == FMT_RGBA else ImageKind.OPAQUE)
 
 
-def _jpeg(image: Image, shared: DisplayShared) -> np.ndarray:
-    return decode_mjpeg_frame(image.data)
+def _jpeg(image: Image, shared: DisplayShared) -> Decoded:
+    return Decoded(decode_mjpeg_frame(image.data), ImageKind.OPAQUE)
 
 
-def _jpeg_alpha(image: Image, shared: DisplayShared) -> np.ndarray:
-    """JPEG colour, then an LZ XXXA plane for alpha (spice-common canvas_get_jpeg_alpha)."""
+def _jpeg_alpha(image: Image, shared: DisplayShared) -> Decoded:
+    """JPEG colour, then an LZ XXXA plane for alpha (spice-common canvas_get_jpeg_alpha:
+    a8r8g8b8)."""
     pixels = decode_mjpeg_frame(image.data[: image.jpeg_size])
     apply_lz_alpha(image.data[image.jpeg_size :], pixels)
-    return pixels
+    return Decoded(pixels, ImageKind.ALPHA)
 
 
 DECODERS: dict[int, Decoder] = {

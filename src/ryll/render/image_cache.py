@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 
@@ -20,10 +21,32 @@ DEFAULT_IMAGE_CACHE_BYTES = 256 * 1024 * 1024
 MAX_PALETTES = 4096
 
 
+class ImageKind(IntEnum):
+    """What an image is before spice-common converts it for a canvas: the family of the pixman
+    format canvas_get_image_internal gets from its decoder (``surface_format``), which decides
+    the format it is converted to (canvas_get_target_format(canvas, surface_format ==
+    a8r8g8b8)) and so how pixman reads it in a composite. Decided by the decoder (bitmap
+    format, QUIC / LZ / GLZ / LZ4 type, JPEG vs JPEG_ALPHA) and kept with a cache entry, since
+    a FROM_CACHE image is converted again on every use.
+
+    * ``OPAQUE``: colour without alpha (x8r8g8b8, r8g8b8, x1r5g5b5; indexed bitmaps). ryll's
+      decoders give such pixels alpha 255.
+    * ``ALPHA``: a8r8g8b8 (RGBA bitmaps, QUIC / LZ / GLZ / LZ4 RGBA, JPEG_ALPHA).
+    * ``ALPHA_ONLY``: a8 (8BIT_A bitmaps, LZ A8) and a1: colour 0, the alpha in the alpha
+      byte. Not "alpha" to canvas_get_target_format, so a colour canvas gets it as x8r8g8b8 /
+      16-bit colour: opaque black.
+    """
+
+    OPAQUE = 0
+    ALPHA = 1
+    ALPHA_ONLY = 2
+
+
 @dataclass
 class CachedImage:
     pixels: np.ndarray
     lossy: bool
+    kind: ImageKind = ImageKind.OPAQUE
 
 
 class ImageCache:
@@ -46,11 +69,12 @@ class ImageCache:
                 self._items.move_to_end(image_id)
             return item
 
-    def put(self, image_id: int, pixels: np.ndarray, lossy: bool = False) -> None:
+    def put(self, image_id: int, pixels: np.ndarray, lossy: bool = False,
+            kind: ImageKind = ImageKind.OPAQUE) -> None:
         with self._lock:
-            self._put(image_id, pixels, lossy)
+            self._put(image_id, pixels, lossy, kind)
 
-    def _put(self, image_id: int, pixels: np.ndarray, lossy: bool) -> None:
+    def _put(self, image_id: int, pixels: np.ndarray, lossy: bool, kind: ImageKind) -> None:
         self._remove(image_id)
         size = pixels.nbytes
         if size > self.max_bytes:
@@ -59,7 +83,7 @@ class ImageCache:
             _, old = self._items.popitem(last=False)
             self.bytes -= old.pixels.nbytes
             self.evictions += 1
-        self._items[image_id] = CachedImage(pixels, lossy)
+        self._items[image_id] = CachedImage(pixels, lossy, kind)
         self.bytes += size
 
     def remove(self, image_id: int) -> None:

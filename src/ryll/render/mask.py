@@ -16,7 +16,7 @@ import numpy as np
 from ryll.errors import DecodeError
 from ryll.protocol.constants import BitmapFmt, ImageFlags, ImageType, SurfaceFmt
 from ryll.protocol.messages.draw import Image
-from ryll.render.image_cache import ImageCache
+from ryll.render.image_cache import ImageCache, ImageKind
 from ryll.render.surface import Surface
 
 
@@ -68,7 +68,9 @@ def decode_mask(image: Image, cache: ImageCache) -> np.ndarray:
     if image.flags & (ImageFlags.CACHE_ME | ImageFlags.CACHE_REPLACE_ME):
         stored = np.zeros((*bits.shape, 4), np.uint8)
         stored[bits] = 0xFF
-        cache.put(image.id, stored)
+        # spice-common caches the mask as an a1 image: alpha only, opaque black when a
+        # colour canvas later uses it as an image.
+        cache.put(image.id, stored, kind=ImageKind.ALPHA_ONLY)
     return bits
 
 

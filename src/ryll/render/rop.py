@@ -9,7 +9,8 @@ same thing, the alpha/x byte included.
 Ternary ops mirror ``rop3.c``. Instead of 218 hand-written formulas (rop3.c leaves the 38 codes
 that do not use all three inputs to a ``spice_critical``), ryll evaluates any code from its
 truth table, the standard way: result bit = (code >> ((P << 2) | (S << 1) | D)) & 1, i.e. the
-OR of the minterms the code selects, each an AND of P/~P, S/~S, D/~D.
+OR of the minterms the code selects; the compiled kernel (``_pixels.rop3``) computes it per
+32-bit pixel word, branch-free, as a Shannon expansion on P, S and D.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from enum import IntEnum
 import numpy as np
 
 from ryll.protocol.constants import Ropd
+from ryll.render import _pixels, canvas  # type: ignore[attr-defined]
 
 
 class SpiceRop(IntEnum):
@@ -144,25 +146,12 @@ def rop2(rop: SpiceRop, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def rop3(code: int, src: np.ndarray, pat: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Ternary raster op ``code`` (0..255) over uint8 arrays src (S), pattern/brush (P) and
-    dest (D), all broadcastable to ``dst``'s shape. Bit (P<<2 | S<<1 | D) of ``code`` is the
-    result for that combination of input bits (Microsoft's ternary ROP numbering, rop3.c's)."""
-    code &= 0xFF
-    if code == 0x00:
-        return np.zeros_like(dst)
-    if code == 0xFF:
-        return np.full_like(dst, 0xFF)
-    s = np.broadcast_to(src, dst.shape)
-    p = np.broadcast_to(pat, dst.shape)
-    # Sum of products over the selected minterms, or of the complement when that is shorter.
-    invert = bin(code).count("1") > 4
-    sel = (~code & 0xFF) if invert else code
-    out = np.zeros_like(dst)
-    ns, np_, nd = ~s, ~p, ~dst
-    for idx in range(8):
-        if not sel >> idx & 1:
-            continue
-        term = (p if idx & 4 else np_) & (s if idx & 2 else ns)
-        term &= dst if idx & 1 else nd
-        out |= term
-    return ~out if invert else out
+    """Ternary raster op ``code`` (0..255) over (h, w, 4) uint8 BGRA arrays src (S),
+    pattern/brush (P) and dest (D), src and pat broadcastable to ``dst``'s shape (e.g. one
+    BGRA colour). Bit (P<<2 | S<<1 | D) of ``code`` is the result for that combination of
+    input bits (Microsoft's ternary ROP numbering, rop3.c's). One pass over 32-bit words
+    (the kernel _pixels.rop3)."""
+    d = canvas.words(dst)
+    s = np.broadcast_to(canvas.words(src), d.shape)
+    p = np.broadcast_to(canvas.words(pat), d.shape)
+    return canvas.word_bytes(_pixels.rop3(code & 0xFF, s, p, d))
