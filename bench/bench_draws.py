@@ -205,6 +205,16 @@ def cases(w: int, h: int) -> list[Case]:
         B.draw_composite(full, OVER | CompositeFlags.HAS_MASK, B.Image(src_a, fmt=rgba),
                          B.Image(type=ImageType.SURFACE, surface_id=1, width=w, height=h)),
         setup=a8_mask_surface)
+    # a glyph-sized composite, as the Xorg QXL driver sends one per antialiased glyph: a
+    # 16x16 source through 16x16 of the a8 mask surface (the per-message overhead)
+    g = 16
+    glyph_box = (h // 2, w // 2, h // 2 + g, w // 2 + g)
+    add("COMPOSITE OVER 16x16 a8 mask", DisplayServer.DRAW_COMPOSITE,
+        B.draw_composite(glyph_box, OVER | CompositeFlags.HAS_MASK,
+                         B.Image(image(rng, g, g, True), fmt=rgba),
+                         B.Image(type=ImageType.SURFACE, surface_id=1, width=w, height=h),
+                         mask_origin=(w // 3, h // 3)),
+        area=g * g, setup=a8_mask_surface)
     add("COMPOSITE OVER comp. alpha", DisplayServer.DRAW_COMPOSITE,
         B.draw_composite(full, OVER | CompositeFlags.HAS_MASK | CompositeFlags.COMPONENT_ALPHA,
                          B.Image(src_a, fmt=rgba), B.Image(image(rng, h, w, True), fmt=rgba)))

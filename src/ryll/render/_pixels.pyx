@@ -14,34 +14,14 @@ bounds checks.
 - :func:`over`: pixman's ``combine_over_u`` through a solid or a8 mask, with pixman's
   two-channels-per-word arithmetic (``UN8x4_MUL_UN8``, ``UN8x4_ADD_UN8x4``), which gives each
   channel exactly the UN8 result ``t = x * a + 0x80; (t + (t >> 8)) >> 8``, saturating adds.
+  It is also DRAW_COMPOSITE's unified OVER (render.composite).
+
+The word arithmetic is in _pixels.pxd, which render._composite cimports too.
 """
 
 from libc.stdint cimport uint8_t, uint32_t
 
 import numpy as np
-
-cdef uint32_t RB = 0x00FF00FF
-cdef uint32_t RB_HALF = 0x00800080
-cdef uint32_t RB_CARRY = 0x00010001
-
-
-cdef inline uint32_t _mul(uint32_t x, uint32_t a) noexcept nogil:
-    """Each byte of x times a / 255, rounded (pixman UN8x4_MUL_UN8)."""
-    cdef uint32_t rb = (x & RB) * a + RB_HALF
-    cdef uint32_t ag = ((x >> 8) & RB) * a + RB_HALF
-    rb = ((rb + ((rb >> 8) & RB)) >> 8) & RB
-    ag = ((ag + ((ag >> 8) & RB)) >> 8) & RB
-    return rb | (ag << 8)
-
-
-cdef inline uint32_t _add_sat(uint32_t x, uint32_t y) noexcept nogil:
-    """Byte-wise x + y, each byte saturating at 255 (pixman UN8x4_ADD_UN8x4)."""
-    cdef uint32_t rb = (x & RB) + (y & RB)
-    cdef uint32_t ag = ((x >> 8) & RB) + ((y >> 8) & RB)
-    rb = (rb | (((rb >> 8) & RB_CARRY) * 0xFF)) & RB
-    ag = (ag | (((ag >> 8) & RB_CARRY) * 0xFF)) & RB
-    return rb | (ag << 8)
-
 
 cdef inline void _check(Py_ssize_t h, Py_ssize_t w, Py_ssize_t ih, Py_ssize_t iw,
                         str name) except *:
@@ -82,9 +62,11 @@ def rop3(unsigned int code, const uint32_t[:, :] src, const uint32_t[:, :] pat,
 
 
 def over(const uint32_t[:, :] dst, const uint32_t[:, :] src, unsigned int alpha,
-         const uint8_t[:, :] mask=None):
+         const uint8_t[:, :] mask=None, uint32_t dst_or=0):
     """pixman OVER of premultiplied ``src`` onto ``dst`` through a mask: the a8 ``mask`` when
-    given, else the solid ``alpha`` (0..255). ``s = s * m; d = s + d * (255 - s.alpha)``."""
+    given, else the solid ``alpha`` (0..255). ``s = s * m; d = s + d * (255 - s.alpha)``.
+    ``dst_or`` is ORed into each dest word as it is read (0xFF000000: a dest whose format has
+    no alpha, read as 255)."""
     cdef Py_ssize_t h = dst.shape[0], w = dst.shape[1], y, x
     _check(h, w, src.shape[0], src.shape[1], "src")
     if alpha > 255:
@@ -102,7 +84,7 @@ def over(const uint32_t[:, :] dst, const uint32_t[:, :] src, unsigned int alpha,
                 a = mask[y, x] if has_mask else alpha
                 if a != 0xFF:  # a multiply by 255 is the identity
                     s = _mul(s, a)
-                out[y, x] = _add_sat(_mul(dst[y, x], 0xFF - (s >> 24)), s)
+                out[y, x] = _add_sat(_mul(dst[y, x] | dst_or, 0xFF - (s >> 24)), s)
     return out_arr
 
 

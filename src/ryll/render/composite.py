@@ -1,6 +1,10 @@
 """DRAW_COMPOSITE: pixman_image_composite32 as spice-common's canvas_draw_composite drives it,
-vectorised with numpy over BGRA arrays; bit-exact against the system pixman (0.42.2 on Debian
-12, the library spice-gtk's sw_canvas links; tests/render/pixman_lib.py is the test oracle).
+bit-exact against the system pixman (0.42.2 on Debian 12, the library spice-gtk's sw_canvas
+links; tests/render/pixman_lib.py is the test oracle). The narrow path runs on 32-bit pixel
+words in compiled kernels: the fetchers and combiners of render._composite, unified OVER in
+render._pixels.over; an untransformed source or mask inside its image is a slice of it, read
+in its format there only. The wide (float) path's fetch is render._composite.fetch_float, its
+combiners numpy float32.
 
 canvas_base.c ``canvas_draw_composite`` takes the surface box as the dest image, the source (and
 optional mask) image, sets its transform (a SpiceTransform: the top two rows of a pixman 16.16
@@ -63,7 +67,9 @@ from enum import IntEnum
 
 import numpy as np
 
-from ryll.render.canvas import BILINEAR_BITS, FIXED_ONE
+from ryll.render import _composite as _ck  # type: ignore[attr-defined]
+from ryll.render import _pixels  # type: ignore[attr-defined]
+from ryll.render.canvas import FIXED_ONE
 
 
 class CompositeUnsupported(Exception):
@@ -209,44 +215,27 @@ def read_as(px: np.ndarray, fmt: int) -> np.ndarray:
 # --- sampling --------------------------------------------------------------------------------
 
 
-def _repeat(v: np.ndarray, size: int, repeat: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """pixman-inlines.h ``repeat``: indices inside [0, size), and for NONE the in-range mask."""
-    if repeat == Repeat.NORMAL:
-        return v % size, None
-    if repeat == Repeat.PAD:
-        return v.clip(0, size - 1), None
-    if repeat == Repeat.REFLECT:
-        v = v % (size * 2)
-        return np.where(v >= size, size * 2 - v - 1, v), None
-    inside = (v >= 0) & (v < size)
-    return v.clip(0, size - 1), inside
+def _words(px: np.ndarray) -> np.ndarray:
+    """(h, w, 4) BGRA bytes as (h, w) uint32 pixel words (a view when the pixels are
+    contiguous in a row, else a copy)."""
+    px = np.asarray(px, np.uint8)
+    if px.strides[-1] != 1 or px.strides[-2] != 4:
+        px = np.ascontiguousarray(px)
+    return px.view(np.uint32)[..., 0]
 
 
-def _gather(src: np.ndarray, ys: np.ndarray, xs: np.ndarray, repeat: int) -> np.ndarray:
-    """src at integer positions (any matching shapes), with the repeat mode (NONE: zero
-    outside, alpha included)."""
-    sh, sw = src.shape[:2]
-    iy, vy = _repeat(ys, sh, repeat)
-    ix, vx = _repeat(xs, sw, repeat)
-    out = src[iy, ix]
-    if vy is not None and vx is not None:
-        out[~(vy & vx)] = 0
-    return out
+def _bytes(words: np.ndarray) -> np.ndarray:
+    """(h, w) uint32 words as (h, w, 4) BGRA bytes (a view)."""
+    return words[..., None].view(np.uint8)
 
 
-def _positions(pic: Picture, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Transformed pixel centres (16.16 fixed, int64), shape (h, w) each."""
-    assert pic.transform is not None
-    t00, t01, t02, t10, t11, t12 = (int(v) for v in pic.transform)
-    ox, oy = pic.origin
-    xi = np.arange(ox, ox + w, dtype=np.int64)[None, :]
-    yi = np.arange(oy, oy + h, dtype=np.int64)[:, None]
-    half = FIXED_ONE // 2
-    # pixman_transform_point_31_16 on (x + 0.5, y + 0.5, 1): integer parts times the matrix,
-    # fractional parts (0x8000 each) summed and rounded once.
-    vx = t00 * xi + t01 * yi + t02 + ((t00 * half + t01 * half + 0x8000) >> 16)
-    vy = t10 * xi + t11 * yi + t12 + ((t10 * half + t11 * half + 0x8000) >> 16)
-    return np.broadcast_to(vx, (h, w)), np.broadcast_to(vy, (h, w))
+def read_words(px: np.ndarray, fmt: int) -> np.ndarray:
+    """:func:`read_as` as (h, w) uint32 words; for a8r8g8b8, which reads as it is, a view."""
+    if fmt == Format.A8R8G8B8:
+        return _words(px)
+    if fmt == Format.X8R8G8B8:
+        return _words(px) | np.uint32(0xFF000000)
+    return _words(read_as(px, fmt))
 
 
 def _check_filter(pic: Picture) -> None:
@@ -262,9 +251,10 @@ def _check_filter(pic: Picture) -> None:
 
 def _transform(pic: Picture) -> tuple[int, int, int, int, int, int] | None:
     """The matrix pixman keeps: an identity one is no transform."""
-    if pic.transform is None or tuple(int(v) for v in pic.transform) == _IDENTITY:
+    t = pic.transform
+    if t is None or tuple(int(v) for v in t) == _IDENTITY:
         return None
-    return pic.transform
+    return t
 
 
 def _untransformed(pic: Picture) -> bool:
@@ -277,45 +267,38 @@ def _bilinear(pic: Picture) -> bool:
     return pic.filter in (Filter.GOOD, Filter.BEST, Filter.BILINEAR)
 
 
-def _taps(pic: Picture, src: np.ndarray, h: int, w: int
-          ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray] | np.ndarray:
-    """The pixels of ``src`` (the picture's pixels as fetched: int32 or float32 BGRA) pixman
-    reads for destination pixels (0..w, 0..h): one array when the sample is a single pixel,
-    else the four bilinear taps (tl, tr, bl, br) and the 16.16 positions ``x - 0.5``,
-    ``y - 0.5`` they are weighted by."""
+def _sampling(pic: Picture, h: int, w: int
+              ) -> np.ndarray | tuple[tuple[int, int, int, int, int, int], bool]:
+    """How destination pixels (0..w, 0..h) sample the picture: the slice of its pixels they
+    read when that is one (no matrix, every pixel inside), else the matrix (the identity for
+    none: integer pixels whatever the filter) and whether the filter interpolates, for the
+    _composite fetchers."""
     _check_filter(pic)
-    if src.shape[0] == 0 or src.shape[1] == 0:
-        return np.zeros((h, w, 4), src.dtype)
     t = _transform(pic)
+    ox, oy = pic.origin
     if t is None:
-        ox, oy = pic.origin
-        ys = np.arange(oy, oy + h, dtype=np.int64)[:, None]
-        xs = np.arange(ox, ox + w, dtype=np.int64)[None, :]
-        return _gather(src, np.broadcast_to(ys, (h, w)), np.broadcast_to(xs, (h, w)),
-                       pic.repeat)
-    vx, vy = _positions(Picture(src, t, pic.filter, pic.repeat, pic.origin), h, w)
-    if not _bilinear(pic):
-        return _gather(src, (vy - 1) >> 16, (vx - 1) >> 16, pic.repeat)
-    x1, y1 = vx - FIXED_ONE // 2, vy - FIXED_ONE // 2
-    x0, y0 = x1 >> 16, y1 >> 16
-    taps = [_gather(src, y0, x0, pic.repeat), _gather(src, y0, x0 + 1, pic.repeat),
-            _gather(src, y0 + 1, x0, pic.repeat), _gather(src, y0 + 1, x0 + 1, pic.repeat)]
-    return taps, x1, y1
+        sh, sw = pic.pixels.shape[:2]
+        if ox >= 0 and oy >= 0 and ox + w <= sw and oy + h <= sh:
+            return pic.pixels[oy:oy + h, ox:ox + w]
+        return _IDENTITY, False
+    return t, _bilinear(pic)
+
+
+def _fetch_words(pic: Picture, h: int, w: int) -> np.ndarray:
+    """:func:`fetch` as (h, w) uint32 words (possibly a view of the picture's pixels)."""
+    got = _sampling(pic, h, w)
+    if isinstance(got, np.ndarray):
+        return read_words(got, pic.fmt)  # reading a format is per pixel: the slice only
+    t, bilinear = got
+    ox, oy = pic.origin
+    return _ck.fetch(read_words(pic.pixels, pic.fmt), t, bilinear, int(pic.repeat), ox, oy,
+                     h, w)
 
 
 def fetch(pic: Picture, h: int, w: int) -> np.ndarray:
-    """The (h, w, 4) int32 pixels pixman's narrow path fetches for destination pixels
+    """The (h, w, 4) uint8 BGRA pixels pixman's narrow path fetches for destination pixels
     (0..w, 0..h): bilinear with 7-bit weights and the C ``bilinear_interpolation`` sums."""
-    got = _taps(pic, read_as(pic.pixels, pic.fmt).astype(np.int32), h, w)
-    if isinstance(got, np.ndarray):
-        return got
-    (tl, tr, bl, br), x1, y1 = got
-    shift, wmask = 16 - BILINEAR_BITS, (1 << BILINEAR_BITS) - 1
-    wx = (((x1 >> shift) & wmask) << (8 - BILINEAR_BITS))[..., None].astype(np.int64)
-    wy = (((y1 >> shift) & wmask) << (8 - BILINEAR_BITS))[..., None].astype(np.int64)
-    acc = (tl * (256 - wx) * (256 - wy) + tr * wx * (256 - wy)
-           + bl * (256 - wx) * wy + br * wx * wy)
-    return (acc >> 16).astype(np.int32)
+    return _bytes(_fetch_words(pic, h, w))
 
 
 # --- the float ("wide") path: pixman-utils.c conversions ------------------------------------
@@ -353,18 +336,13 @@ def fetch_float(pic: Picture, h: int, w: int) -> np.ndarray:
     """The (h, w, 4) float32 pixels pixman's wide path fetches: the image converted as
     :func:`_to_float` (outside it, with repeat NONE, all four channels 0), bilinear taps
     weighted by bilinear_interpolation_float."""
-    src = _to_float(read_as(pic.pixels, pic.fmt).astype(np.int32), pic.fmt)
-    got = _taps(pic, src, h, w)
+    got = _sampling(pic, h, w)
     if isinstance(got, np.ndarray):
-        return got
-    (tl, tr, bl, br), x1, y1 = got
-    distx = ((x1 & 0xFFFF).astype(F32) / F32(65536))[..., None]
-    disty = ((y1 & 0xFFFF).astype(F32) / F32(65536))[..., None]
-    distxy = distx * disty
-    distxiy = distx * (_ONE - disty)
-    distixy = (_ONE - distx) * disty
-    distixiy = (_ONE - distx) * (_ONE - disty)
-    return tl * distixiy + tr * distxiy + bl * distixy + br * distxy
+        return _to_float(read_as(got, pic.fmt), pic.fmt)
+    t, bilinear = got
+    ox, oy = pic.origin
+    src = _to_float(read_as(pic.pixels, pic.fmt), pic.fmt)
+    return _ck.fetch_float(src, t, bilinear, int(pic.repeat), ox, oy, h, w)
 
 
 def _stale_source(s: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -586,156 +564,9 @@ def _combine_float(op: int, s: np.ndarray, m: np.ndarray | None, ca: bool, d: np
     return out
 
 
-# --- pixman's 8-bit arithmetic ----------------------------------------------------------------
-
-U32 = np.uint32
-
-
-def _mul(x: np.ndarray, a: np.ndarray | int) -> np.ndarray:
-    """UN8x4_MUL_UN8 / UN8x4_MUL_UN8x4 per channel: x * a / 255 rounded."""
-    t = x * a + 0x80
-    return (t + (t >> 8)) >> 8
-
-
-def _div_one(x: np.ndarray) -> np.ndarray:
-    """DIV_ONE_UN8 in uint32 (wraps as C does on out-of-range premultiplied input)."""
-    x = x.astype(U32)
-    t = x + U32(0x80)
-    return (t + (t >> U32(8))) >> U32(8)
-
-
-def _sat(x: np.ndarray) -> np.ndarray:
-    return np.minimum(x, 255)
-
-
-def _alpha(px: np.ndarray) -> np.ndarray:
-    """The alpha channel, shaped to broadcast over the 4 channels."""
-    return px[..., 3:4]
-
-
-def _unified(op: int, s: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """The ``_u`` Porter-Duff combiners (s already multiplied by the mask's alpha)."""
-    sa, da = _alpha(s), _alpha(d)
-    if op == Op.CLEAR:
-        return np.zeros_like(d)
-    if op == Op.SRC:
-        return s
-    if op == Op.DST:
-        return d
-    if op == Op.OVER:
-        return _sat(_mul(d, 255 - sa) + s)
-    if op == Op.OVER_REVERSE:
-        return _sat(_mul(s, 255 - da) + d)
-    if op == Op.IN:
-        return _mul(s, da)
-    if op == Op.IN_REVERSE:
-        return _mul(d, sa)
-    if op == Op.OUT:
-        return _mul(s, 255 - da)
-    if op == Op.OUT_REVERSE:
-        return _mul(d, 255 - sa)
-    if op == Op.ATOP:
-        return _sat(_mul(s, da) + _mul(d, 255 - sa))
-    if op == Op.ATOP_REVERSE:
-        return _sat(_mul(s, 255 - da) + _mul(d, sa))
-    if op == Op.XOR:
-        return _sat(_mul(s, 255 - da) + _mul(d, 255 - sa))
-    if op == Op.ADD:
-        return _sat(s + d)
-    raise AssertionError(op)
-
-
-def _component(op: int, s: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """The ``_ca`` Porter-Duff combiners; m is the mask's four channels."""
-    sa, da = _alpha(s), _alpha(d)
-    if op == Op.CLEAR:
-        return np.zeros_like(d)
-    if op == Op.DST:
-        return d
-    if op in (Op.SRC, Op.ADD):
-        sv = _mul(s, m)  # combine_mask_value_ca
-        return sv if op == Op.SRC else _sat(d + sv)
-    if op == Op.OVER_REVERSE:
-        return _sat(_mul(_mul(s, m), 255 - da) + d)
-    if op in (Op.IN, Op.OUT):
-        a = da if op == Op.IN else 255 - da
-        return _mul(_mul(s, m), a)
-    if op in (Op.IN_REVERSE, Op.OUT_REVERSE):
-        ma = _mul(m, sa)  # combine_mask_alpha_ca
-        return _mul(d, ma if op == Op.IN_REVERSE else 255 - ma)
-    # combine_mask_ca: s *= m per channel, m *= s.alpha
-    sm, mm = _mul(s, m), _mul(m, sa)
-    if op == Op.OVER:
-        return _sat(_mul(d, 255 - mm) + sm)
-    if op == Op.ATOP:
-        return _sat(_mul(d, 255 - mm) + _mul(sm, da))
-    if op == Op.ATOP_REVERSE:
-        return _sat(_mul(d, mm) + _mul(sm, 255 - da))
-    if op == Op.XOR:
-        return _sat(_mul(d, 255 - mm) + _mul(sm, 255 - da))
-    raise AssertionError(op)
-
-
-# --- PDF blend modes, narrow -------------------------------------------------------------------
-
-
-def _blend_int(op: int, d: np.ndarray, ad: np.ndarray, s: np.ndarray, as_: np.ndarray
-               ) -> np.ndarray:
-    """blend_<mode> of pixman-combine32.c (int32 results, here int64 without overflow)."""
-    if op == Op.SCREEN:
-        return s * ad + d * as_ - s * d
-    if op in (Op.OVERLAY, Op.HARD_LIGHT):
-        low = (2 * d < ad) if op == Op.OVERLAY else (2 * s < as_)
-        return np.where(low, 2 * s * d, as_ * ad - 2 * (ad - d) * (as_ - s))
-    if op == Op.DARKEN:
-        ss, dd = ad * s, as_ * d
-        return np.where(ss > dd, dd, ss)
-    if op == Op.LIGHTEN:
-        ss, dd = ad * s, as_ * d
-        return np.where(ss > dd, ss, dd)
-    if op == Op.DIFFERENCE:
-        das, sad = d * as_, s * ad
-        return np.where(sad < das, das - sad, sad - das)
-    if op == Op.EXCLUSION:
-        return s * ad + d * as_ - 2 * d * s
-    raise AssertionError(op)
-
-
-def _clamp_div_one(v: np.ndarray) -> np.ndarray:
-    """CLAMP (v, 0, 255 * 255) on a uint32 (a negative sum has wrapped, so it clamps to the
-    top), then DIV_ONE_UN8."""
-    v = np.where((v < 0) | (v > 255 * 255), 255 * 255, v)
-    t = v + 0x80
-    return (t + (t >> 8)) >> 8
-
-
-def _blend(op: int, s: np.ndarray, m: np.ndarray | None, d: np.ndarray) -> np.ndarray:
-    """MULTIPLY .. EXCLUSION on the narrow path, ``_u`` (m None; s already multiplied by the
-    mask's alpha) or ``_ca``; returns uint8 BGRA."""
-    s = s.astype(np.int64)
-    d = d.astype(np.int64)
-    da = d[..., 3:4]
-    if m is not None:
-        m = m.astype(np.int64)
-        s, m = _mul(s, m), _mul(m, s[..., 3:4])  # combine_mask_ca
-    if op == Op.MULTIPLY:
-        if m is None:
-            base = _sat(_mul(s, 255 - da) + _mul(d, 255 - s[..., 3:4]))
-        else:
-            base = _sat(_mul(d, 255 - m) + _mul(s, 255 - da))
-        return _sat(_mul(d, s) + base).astype(np.uint8)
-    alphas = m if m is not None else np.broadcast_to(s[..., 3:4], s.shape)
-    sa = s[..., 3:4]
-    out = (255 - alphas) * d + (255 - da) * s + _blend_int(op, d, da, s, alphas)
-    out[..., 3:4] = da * 255 + sa * 255 - sa * da
-    return _clamp_div_one(out).astype(np.uint8)
-
-
 # --- pixman_image_composite32 -----------------------------------------------------------------
 
 _HSL = {Op.HSL_HUE, Op.HSL_SATURATION, Op.HSL_COLOR, Op.HSL_LUMINOSITY}
-_PORTER_DUFF = {Op.CLEAR, Op.SRC, Op.DST, Op.OVER, Op.OVER_REVERSE, Op.IN, Op.IN_REVERSE,
-                Op.OUT, Op.OUT_REVERSE, Op.ATOP, Op.ATOP_REVERSE, Op.XOR, Op.ADD}
 # pixman's operator_table holes (0x0e-0x0f, 0x1c-0x1f, 0x2c-0x2f) are zero-filled: there,
 # optimize_operator turns the op into PIXMAN_OP_CLEAR (0) whatever the images.
 _HOLES = {0x0E, 0x0F, 0x1C, 0x1D, 0x1E, 0x1F, 0x2C, 0x2D, 0x2E, 0x2F}
@@ -877,27 +708,22 @@ def composite(op: int, src: Picture, mask: Picture | None, component_alpha: bool
     if op == Op.SATURATE and src_opaque and mask_opaque:
         op = Op.OVER_REVERSE
     ca = mask is not None and component_alpha
-    d8 = read_as(dest, dest_fmt)
     if op == Op.CLEAR:
-        return np.zeros_like(d8)
-    if op == Op.DST:
-        return d8
-    if op in _WIDE:
-        return _composite_wide(op, src, mask, ca, d8, dest_fmt)
-    s = fetch(src, h, w)
-    d = d8.astype(np.int32)
-    m = fetch(mask, h, w) if mask is not None else None
-    if op in _PORTER_DUFF:
-        if ca:
-            assert m is not None
-            return _component(op, s, m, d).astype(np.uint8)
-        if m is not None:
-            s = _mul(s, _alpha(m))  # combine_mask: s * mask alpha
-        return _unified(op, s, d).astype(np.uint8)
-    if m is not None and not ca:
-        s = _mul(s, _alpha(m))
-        return _blend(op, s, None, d)
-    return _blend(op, s, m if ca else None, d)
+        return np.zeros((h, w, 4), np.uint8)
+    if op == Op.DST or op in _WIDE:
+        d8 = read_as(dest, dest_fmt)
+        return d8 if op == Op.DST else _composite_wide(op, src, mask, ca, d8, dest_fmt)
+    s = _fetch_words(src, h, w)
+    m = _fetch_words(mask, h, w) if mask is not None else None
+    # an x8r8g8b8 dest reads with alpha 255: the kernels OR it in as they read
+    d = read_words(dest, dest_fmt) if dest_fmt != Format.X8R8G8B8 else _words(dest)
+    d_or = 0xFF000000 if dest_fmt == Format.X8R8G8B8 else 0
+    if op == Op.OVER and not ca:
+        # combine_over_u through the mask's alpha (combine_mask)
+        out = _pixels.over(d, s, 255, None if m is None else _bytes(m)[..., 3], d_or)
+    else:
+        out = _ck.combine(int(op), s, m, ca, d, d_or)
+    return _bytes(out)
 
 
 def _composite_wide(op: int, src: Picture, mask: Picture | None, ca: bool, d8: np.ndarray,
