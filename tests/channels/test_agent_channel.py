@@ -11,14 +11,16 @@ import pytest
 from ryll.channels.agent import (
     CLIENT_TOKENS,
     TOKEN_RETURN,
+    AgentUnavailable,
+)
+from ryll.channels.context import ChannelContext
+from ryll.channels.events import (
     AgentCapsReceived,
     AgentClipboardData,
     AgentClipboardGrabbed,
     AgentConnected,
     AgentDisconnected,
-    AgentUnavailable,
 )
-from ryll.channels.context import ChannelContext
 from ryll.channels.main import MainChannel
 from ryll.protocol import agent as va
 from ryll.protocol.constants import MainClient, MainServer

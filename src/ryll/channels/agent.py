@@ -22,9 +22,17 @@ import logging
 import struct
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from ryll.channels.events import Event
+from ryll.channels.events import (
+    AgentCapsReceived,
+    AgentClipboardData,
+    AgentClipboardGrabbed,
+    AgentClipboardReleased,
+    AgentConnected,
+    AgentDisconnected,
+    AgentReplied,
+    Event,
+)
 from ryll.errors import RyllError
 from ryll.gaps import GapRegistry
 from ryll.protocol import agent as va
@@ -50,47 +58,6 @@ TEXT_PREVIEW = 1024
 
 class AgentUnavailable(RyllError):
     """The operation needs a guest agent and there is none (or it cannot do it)."""
-
-
-@dataclass(frozen=True, slots=True)
-class AgentConnected(Event):
-    tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class AgentDisconnected(Event):
-    error: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class AgentCapsReceived(Event):
-    caps: frozenset[int]
-
-
-@dataclass(frozen=True, slots=True)
-class AgentClipboardGrabbed(Event):
-    selection: int
-    types: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AgentClipboardData(Event):
-    """Clipboard data from the guest; ``text`` is None when it sent none (type NONE)."""
-
-    selection: int
-    type: int
-    text: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class AgentClipboardReleased(Event):
-    selection: int
-
-
-@dataclass(frozen=True, slots=True)
-class AgentReplied(Event):
-    type: int
-    error: int
 
 
 class AgentCore:

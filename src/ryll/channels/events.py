@@ -66,3 +66,47 @@ class SurfaceDestroyed(Event):
 @dataclass(frozen=True, slots=True)
 class DisplayMarked(Event):
     """MARK: the server finished drawing the initial picture of the primary surface."""
+
+
+# --- the guest agent (channels/agent.py) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConnected(Event):
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDisconnected(Event):
+    error: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCapsReceived(Event):
+    caps: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentClipboardGrabbed(Event):
+    selection: int
+    types: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentClipboardData(Event):
+    """Clipboard data from the guest; ``text`` is None when it sent none (type NONE)."""
+
+    selection: int
+    type: int
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentClipboardReleased(Event):
+    selection: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReplied(Event):
+    type: int
+    error: int

@@ -58,17 +58,15 @@ def put_image(pixels: np.ndarray, opaque: bool, region: Region, src: np.ndarray,
     source rect and the box are the same size, scale_image(_rop) otherwise."""
     if rop == SpiceRop.NOOP:
         return None
-    if (src_area.width, src_area.height) == (box.width, box.height):
-        dx, dy = box.left - src_area.left, box.top - src_area.top
-        sub = canvas.source_region(region, src, dx, dy)
-        if sub is not None:
-            _write(pixels, opaque, sub, canvas.source_pixels(sub, src, dx, dy), rop)
-        return None
-    nearest = _nearest(scale_mode)
-    if nearest is None:
-        return "malformed:scale_mode"
-    _write(pixels, opaque, region, canvas.scaled_source(region, src, src_area, box, nearest),
-           rop)
+    nearest = True  # unscaled: the mode does not matter
+    if (src_area.width, src_area.height) != (box.width, box.height):
+        mode = _nearest(scale_mode)
+        if mode is None:
+            return "malformed:scale_mode"
+        nearest = mode
+    placed = _placed_source(region, src, src_area, box, nearest)
+    if placed is not None:
+        _write(pixels, opaque, placed[0], placed[1], rop)
     return None
 
 
@@ -120,19 +118,29 @@ def put_rop3(pixels: np.ndarray, opaque: bool, region: Region, src: np.ndarray,
     return None
 
 
-def put_transparent(pixels: np.ndarray, opaque: bool, region: Region, src: np.ndarray,
-                    src_area: Rect, box: Rect, true_color: int) -> None:
-    """canvas_draw_transparent at 32 bpp: colorkey_image, or colorkey_scale_image (always
-    nearest) when the sizes differ. ``src_color`` is unused by spice-common."""
+def _placed_source(region: Region, src: np.ndarray, src_area: Rect, box: Rect,
+                   nearest: bool = True) -> tuple[Region, np.ndarray] | None:
+    """The source pixel for each pixel of the region: unscaled when the source rect and the
+    box have one size (the region shrinks to what the source covers), else scaled (nearest
+    or bilinear; TRANSPARENT and ALPHA_BLEND always scale with NEAREST in spice-common).
+    None: the source covers nothing of the region."""
     if (src_area.width, src_area.height) == (box.width, box.height):
         dx, dy = box.left - src_area.left, box.top - src_area.top
         sub = canvas.source_region(region, src, dx, dy)
         if sub is None:
-            return
-        values = canvas.source_pixels(sub, src, dx, dy)
-        region = sub
-    else:
-        values = canvas.scaled_source(region, src, src_area, box, nearest=True)
+            return None
+        return sub, canvas.source_pixels(sub, src, dx, dy)
+    return region, canvas.scaled_source(region, src, src_area, box, nearest)
+
+
+def put_transparent(pixels: np.ndarray, opaque: bool, region: Region, src: np.ndarray,
+                    src_area: Rect, box: Rect, true_color: int) -> None:
+    """canvas_draw_transparent at 32 bpp: colorkey_image, or colorkey_scale_image (always
+    nearest) when the sizes differ. ``src_color`` is unused by spice-common."""
+    placed = _placed_source(region, src, src_area, box)
+    if placed is None:
+        return
+    region, values = placed
     canvas.commit(pixels, region, canvas.colorkey(region.view(pixels), values, true_color),
                   opaque)
 
@@ -143,13 +151,8 @@ def put_alpha_blend(pixels: np.ndarray, opaque: bool, region: Region, src: np.nd
     ``alpha`` as a solid mask; scaled always with NEAREST, as spice-common passes."""
     if alpha == 0:
         return
-    if (src_area.width, src_area.height) == (box.width, box.height):
-        dx, dy = box.left - src_area.left, box.top - src_area.top
-        sub = canvas.source_region(region, src, dx, dy)
-        if sub is None:
-            return
-        values = canvas.source_pixels(sub, src, dx, dy)
-        region = sub
-    else:
-        values = canvas.scaled_source(region, src, src_area, box, nearest=True)
+    placed = _placed_source(region, src, src_area, box)
+    if placed is None:
+        return
+    region, values = placed
     canvas.commit(pixels, region, canvas.over(region.view(pixels), values, alpha), opaque)

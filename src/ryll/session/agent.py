@@ -24,13 +24,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ryll.channels.agent import (
-    AgentClipboardData,
-    AgentConnected,
     AgentCore,
-    AgentDisconnected,
     AgentUnavailable,
 )
-from ryll.channels.events import Event, SessionInitialized
+from ryll.channels.events import (
+    AgentClipboardData,
+    AgentConnected,
+    AgentDisconnected,
+    Event,
+    SessionInitialized,
+)
 from ryll.channels.main import MainChannel
 from ryll.protocol.agent import Selection
 from ryll.protocol.constants import ChannelType
