@@ -4,7 +4,13 @@ Cython with bounds checking on: the decoders read untrusted data, so an index er
 exception, never a read or write outside a buffer. ``wraparound`` is off because no hot loop
 uses negative indices (a negative index still fails the bounds check). Metadata lives in
 pyproject.toml; this file only declares the extensions.
+
+``codecs/_lz_enc.pyx`` is the tests' and benchmarks' LZ/GLZ encoder, not part of the client: it
+is built only for a development install (``RYLL_DEV=1``, which scripts/setup.sh sets), so the
+runtime wheel does not ship it.
 """
+
+import os
 
 from pathlib import Path
 
@@ -13,6 +19,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 SRC = Path(__file__).parent / "src"
+TEST_ONLY = {"_lz_enc.pyx"}
 
 extensions = [
     Extension(
@@ -23,6 +30,7 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
     for pyx in sorted(SRC.rglob("*.pyx"))
+    if os.environ.get("RYLL_DEV") == "1" or pyx.name not in TEST_ONLY
 ]
 
 setup(

@@ -8,6 +8,7 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils                       # the test VM's SPICE server (QEMU 7.2)
   busybox-static cpio                              # the test VM's userland
   libspice-protocol-dev                            # enums.h, which tests pin our constants to
+  libpixman-1-0                                    # pixman, the bit-exact composite reference
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
                                                    # spice-server's VP8/VP9/H.264 stream encoders
   ca-certificates
@@ -28,6 +29,6 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+RYLL_DEV=1 .venv/bin/python -m pip install -q -e '.[test]'
 # Kernel + initramfs of the test VM (downloaded with apt-get download, cached).
 .venv/bin/python -m ryll.testvm build

@@ -1,4 +1,4 @@
-"""The gap registry: counting, first hexdump, observers, the unknown-opcode cap, the key bound."""
+"""The gap registry: counting, first hexdump, new keys, the unknown-opcode cap, the key bound."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from ryll.gaps import (
     HEXDUMP_BYTES,
     MAX_KEYS,
     MAX_UNKNOWN_OPCODES_PER_CHANNEL,
-    Gap,
     GapRegistry,
     hexdump,
 )
@@ -82,37 +81,21 @@ def test_first_occurrence_is_logged_once(caplog: pytest.LogCaptureFixture) -> No
     assert "ryll-testvm" in msgs[0]
 
 
-def test_observers_called_once_per_new_key() -> None:
+def test_take_new_returns_each_new_key_once_in_order() -> None:
     reg = GapRegistry()
-    seen_a: list[str] = []
-    seen_b: list[Gap] = []
-    reg.add_observer(lambda g: seen_a.append(g.key))
-    reg.add_observer(seen_b.append)
     for _ in range(3):
         reg.register("display:unimpl:draw_copy", data=DRAW_COPIES[0])
     reg.register("cursor:unimpl:set")
     reg.register("cursor:unimpl:set")
-    assert seen_a == ["display:unimpl:draw_copy", "cursor:unimpl:set"]
-    assert [g.key for g in seen_b] == seen_a
-    # Observers see the gap already counted and with its hexdump.
-    assert seen_b[0].hexdump is not None
-
-
-def test_observer_exception_does_not_propagate(caplog: pytest.LogCaptureFixture) -> None:
-    reg = GapRegistry()
-    after: list[str] = []
-
-    def broken(gap: Gap) -> None:
-        raise RuntimeError("disk full")
-
-    reg.add_observer(broken)
-    reg.add_observer(lambda g: after.append(g.key))
-    with caplog.at_level(logging.ERROR, logger="ryll.gaps"):
-        gap = reg.register("display:hexdump:200", data=NAME)
-    assert gap is not None and gap.count == 1
-    assert after == ["display:hexdump:200"]  # later observers still run
-    assert any("observer failed" in r.getMessage() for r in caplog.records)
-    assert reg.register("display:hexdump:200") is gap and gap.count == 2
+    new = reg.take_new()
+    assert [g.key for g in new] == ["display:unimpl:draw_copy", "cursor:unimpl:set"]
+    # Taken already counted and with their hexdump; a second take has nothing new.
+    assert new[0].count == 3 and new[0].hexdump is not None
+    assert reg.take_new() == []
+    reg.register("display:unimpl:draw_copy")
+    assert reg.take_new() == []  # an old key counting up is not new
+    reg.register("inputs:unimpl:x")
+    assert [g.key for g in reg.take_new()] == ["inputs:unimpl:x"]
 
 
 def test_unknown_message_key_and_hexdump() -> None:
@@ -129,8 +112,6 @@ def test_unknown_message_key_and_hexdump() -> None:
 
 def test_unknown_opcode_cap_then_hexdump_cap() -> None:
     reg = GapRegistry()
-    calls: list[str] = []
-    reg.add_observer(lambda g: calls.append(g.key))
     for op in range(1000, 1000 + MAX_UNKNOWN_OPCODES_PER_CHANNEL):
         reg.unknown_message("display", op, NAME)
     assert len(reg) == MAX_UNKNOWN_OPCODES_PER_CHANNEL
@@ -141,7 +122,7 @@ def test_unknown_opcode_cap_then_hexdump_cap() -> None:
     assert len(reg) == MAX_UNKNOWN_OPCODES_PER_CHANNEL + 1
     assert reg.counts()["display:hexdump_cap"] == 10
     assert "display:hexdump:5000" not in reg
-    assert calls.count("display:hexdump_cap") == 1
+    assert [g.key for g in reg.take_new()].count("display:hexdump_cap") == 1
     # An opcode seen before the cap keeps counting under its own key.
     reg.unknown_message("display", 1000, NAME)
     assert reg.counts()["display:hexdump:1000"] == 2
@@ -151,8 +132,6 @@ def test_unknown_opcode_cap_then_hexdump_cap() -> None:
 
 def test_max_keys_bound() -> None:
     reg = GapRegistry()
-    observed: list[str] = []
-    reg.add_observer(lambda g: observed.append(g.key))
     logging.getLogger("ryll.gaps").disabled = True
     try:
         for i in range(MAX_KEYS):
@@ -164,7 +143,7 @@ def test_max_keys_bound() -> None:
     assert len(reg) == MAX_KEYS == gaps_mod.MAX_KEYS
     assert reg.dropped_keys == 2
     assert "display:unimpl:one_too_many" not in reg
-    assert len(observed) == MAX_KEYS
+    assert len(reg.take_new()) == MAX_KEYS
     # Existing keys still count after the bound is hit.
     assert reg.register("display:unimpl:k0").count == 2  # type: ignore[union-attr]
 

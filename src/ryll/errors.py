@@ -70,3 +70,39 @@ class DecodeError(RyllError):
     def __init__(self, message: str, reason: str = "corrupt") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class SessionClosedError(RyllError):
+    """The session ended (``close()``, ``stop()``, the duration) while something waited on it."""
+
+    exit_code = 7
+
+
+class WaitTimeout(RyllError, TimeoutError):
+    """A wait of the Python API (or a front end built on it) ran out. A TimeoutError too, so
+    ``except TimeoutError`` catches it; the subclasses say what did not happen."""
+
+    exit_code = 10
+
+
+class DisplayTimeout(WaitTimeout):
+    """No display (of that index, or of that size) within the timeout."""
+
+
+class IdleTimeout(WaitTimeout):
+    """The screen kept changing: it never stayed still for the quiet period."""
+
+
+class EventTimeout(WaitTimeout):
+    """No event the predicate accepted arrived within the timeout."""
+
+
+class ExpectTimeout(WaitTimeout):
+    """The screen never matched the reference image. ``closest`` is the smallest
+    per-channel difference seen (None if the region never had the reference's size) and
+    ``last`` the last grab (a ``session.screens.Grab``) compared."""
+
+    def __init__(self, message: str, closest: int | None, last: object) -> None:
+        super().__init__(message)
+        self.closest = closest
+        self.last = last

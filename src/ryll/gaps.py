@@ -4,16 +4,15 @@ something the server sent.
 Keys are stable strings ``"<channel>:<kind>:<detail>"`` (``display:hexdump:126``,
 ``display:unimpl:draw_text``) and never carry instance data, so a key means the same thing in
 every session and every report. The registry belongs to one session, counts occurrences, keeps the
-first hexdump per key, and calls observers once per new key (the headless stats line,
-``--pedantic``, later the viewer).
+first hexdump per key, and keeps the new keys until the session takes them
+(:meth:`GapRegistry.take_new`) and publishes each as a ``GapOpened`` event: registering never
+calls anything, so a channel can register from wherever it is handled.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 log = logging.getLogger("ryll.gaps")
 
@@ -47,13 +46,9 @@ class Gap:
 
     key: str
     count: int = 0
-    first_seen: float = field(default_factory=time.time)
     detail: str = ""
     hexdump: str | None = None
     channel_state: dict[str, object] | None = None
-
-
-GapObserver = Callable[[Gap], None]
 
 
 class GapRegistry:
@@ -61,17 +56,16 @@ class GapRegistry:
 
     def __init__(self) -> None:
         self._gaps: dict[str, Gap] = {}
-        self._observers: list[GapObserver] = []
+        self._new: list[Gap] = []
         self._unknown_opcodes: dict[str, set[int]] = {}
         self.dropped_keys = 0
 
-    def add_observer(self, observer: GapObserver) -> None:
-        self._observers.append(observer)
-
-    def remove_observer(self, observer: GapObserver) -> None:
-        """Stop calling ``observer``; a no-op if it was not added."""
-        if observer in self._observers:
-            self._observers.remove(observer)
+    def take_new(self) -> list[Gap]:
+        """The gaps first seen since the last call, oldest first."""
+        if not self._new:
+            return []
+        new, self._new = self._new, []
+        return new
 
     def __contains__(self, key: str) -> bool:
         return key in self._gaps
@@ -83,10 +77,10 @@ class GapRegistry:
         return self._gaps.get(key)
 
     def counts(self) -> dict[str, int]:
-        return {k: g.count for k, g in sorted(self._gaps.items())}
+        return {k: g.count for k, g in sorted(list(self._gaps.items()))}
 
     def gaps(self) -> list[Gap]:
-        return [self._gaps[k] for k in sorted(self._gaps)]
+        return [g for _, g in sorted(list(self._gaps.items()))]
 
     def register(
         self,
@@ -96,7 +90,8 @@ class GapRegistry:
         channel_state: dict[str, object] | None = None,
     ) -> Gap | None:
         """Count one occurrence of ``key``; the first one logs, keeps ``data``'s hexdump and
-        notifies observers. Returns the gap, or None once ``MAX_KEYS`` is reached."""
+        queues the gap for ``take_new``. Returns the gap, or None once ``MAX_KEYS`` is
+        reached."""
         gap = self._gaps.get(key)
         if gap is None:
             if len(self._gaps) >= MAX_KEYS:
@@ -111,11 +106,7 @@ class GapRegistry:
                 log.warning("gap %s: %s\n%s", key, detail, gap.hexdump)
             else:
                 log.warning("gap %s: %s", key, detail)
-            for observer in self._observers:
-                try:
-                    observer(gap)
-                except Exception:  # an observer's failure must not take the channel down
-                    log.exception("gap observer failed for %s", key)
+            self._new.append(gap)
             return gap
         gap.count += 1
         return gap

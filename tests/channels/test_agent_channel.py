@@ -15,11 +15,12 @@ from ryll.channels.agent import (
 )
 from ryll.channels.context import ChannelContext
 from ryll.channels.events import (
-    AgentCapsReceived,
-    AgentClipboardData,
     AgentClipboardGrabbed,
     AgentConnected,
     AgentDisconnected,
+    AgentReady,
+    ClipboardChanged,
+    ClipboardSent,
 )
 from ryll.channels.main import MainChannel
 from ryll.protocol import agent as va
@@ -98,7 +99,7 @@ def test_agent_start_and_capability_announcement() -> None:
     # The guest announces and asks for ours: we answer without asking again.
     events = guest_send(ch, va.AgentMsg.ANNOUNCE_CAPABILITIES,
                         va.build_announce_capabilities(True, GUEST_CAPS))
-    assert AgentCapsReceived(frozenset(GUEST_CAPS)) in events
+    assert AgentReady(frozenset(GUEST_CAPS)) in events
     _, agent = wire.take()
     assert va.parse_announce_capabilities(agent[0].data).request is False
     assert ch.state()["agent"]["caps"] == [  # type: ignore[index]
@@ -169,14 +170,16 @@ def test_clipboard_client_to_guest() -> None:
     assert agent == [va.AgentMessage(
         va.AgentMsg.CLIPBOARD_GRAB, va.build_clipboard_grab([va.ClipboardType.UTF8_TEXT], 0)
     )]
-    guest_send(ch, va.AgentMsg.CLIPBOARD_REQUEST, va.build_clipboard_request(1, 0))
+    events = guest_send(ch, va.AgentMsg.CLIPBOARD_REQUEST, va.build_clipboard_request(1, 0))
     _, agent = wire.take()
     assert agent == [va.AgentMessage(
         va.AgentMsg.CLIPBOARD, va.build_clipboard(1, b"hello guest", 0)
     )]
-    # A type we do not have: an empty answer of type NONE.
-    guest_send(ch, va.AgentMsg.CLIPBOARD_REQUEST,
-               va.build_clipboard_request(va.ClipboardType.IMAGE_PNG, 0))
+    assert ClipboardSent(0, len("hello guest")) in events
+    # A type we do not have: an empty answer of type NONE (and nothing was pasted).
+    events = guest_send(ch, va.AgentMsg.CLIPBOARD_REQUEST,
+                        va.build_clipboard_request(va.ClipboardType.IMAGE_PNG, 0))
+    assert not any(isinstance(e, ClipboardSent) for e in events)
     assert wire.take()[1] == [va.AgentMessage(va.AgentMsg.CLIPBOARD, va.build_clipboard(0, b"", 0))]
 
 
@@ -188,7 +191,7 @@ def test_clipboard_guest_to_client_is_fetched_and_kept() -> None:
     assert agent == [va.AgentMessage(va.AgentMsg.CLIPBOARD_REQUEST,
                                      va.build_clipboard_request(1, 0))]
     events = guest_send(ch, va.AgentMsg.CLIPBOARD, va.build_clipboard(1, b"from guest\0", 0))
-    assert AgentClipboardData(0, 1, "from guest") in events
+    assert ClipboardChanged(0, 1, "from guest") in events
     assert ch.agent.guest_text[0] == "from guest"
     assert ch.agent.request_clipboard() is True
     guest_send(ch, va.AgentMsg.CLIPBOARD_RELEASE, va.build_clipboard_release(0))

@@ -22,7 +22,10 @@ from ryll.channels.display import DisplayChannel
 from ryll.channels.events import (
     ChannelsListed,
     DisplayMarked,
+    DisplayUpdated,
     Event,
+    MonitorsChanged,
+    MouseModeChanged,
     ServerDisconnecting,
     SessionInitialized,
     SurfaceCreated,
@@ -44,6 +47,7 @@ from ryll.protocol.constants import (
 )
 from ryll.protocol.framing import MessageFramer, MessageWriter
 from ryll.protocol.messages.base import WaitChannel, parse_ping
+from ryll.protocol.messages.draw import Rect
 from ryll.protocol.messages.main import ChannelId
 
 D, M, IN, C = ChannelType.DISPLAY, ChannelType.MAIN, ChannelType.INPUTS, ChannelType.CURSOR
@@ -110,11 +114,11 @@ def test_main_state_and_events() -> None:
     assert st.name == "ryll-testvm"
     assert st.uuid == uuid.UUID(int=0)
     assert st.ram_hint == 0x02FFE000
-    assert st.agent_connected is False and st.agent_tokens == 10
+    assert ch.agent.connected is False and ch.agent.tokens == 10
     assert (st.supported_mouse_modes, st.current_mouse_mode) == (1, 1)
     assert st.mm_time == 0x003C0037
     listed = ChannelsListed((ChannelId(D, 0), ChannelId(C, 0), ChannelId(IN, 0)))
-    assert events == [SessionInitialized(0xE38630B0), listed]
+    assert events == [SessionInitialized(0xE38630B0), MouseModeChanged(1, 1), listed]
     assert ch.channels == listed.channels
     assert ch.state()["channels_listed"] == [[2, 0], [4, 0], [3, 0]]
     assert ch.stats.pings == 4
@@ -208,13 +212,13 @@ def test_ack_sync_after_set_ack_and_one_ack_per_window() -> None:
 def test_display_state_events_and_gaps() -> None:
     ch, ctx = display_after_main()
     events = replay(ch, server_records(D))
-    structural = [e for e in events if not isinstance(e, DisplayMarked)]
+    structural = [e for e in events if isinstance(e, SurfaceCreated | SurfaceDestroyed)]
     assert structural == [
-        SurfaceCreated(0, 640, 480, SurfaceFmt.FMT_32_xRGB, True),
-        SurfaceDestroyed(0),
-        SurfaceCreated(0, 720, 400, SurfaceFmt.FMT_32_xRGB, True),
+        SurfaceCreated(0, 0, 640, 480, SurfaceFmt.FMT_32_xRGB, True),
+        SurfaceDestroyed(0, 0),
+        SurfaceCreated(0, 0, 720, 400, SurfaceFmt.FMT_32_xRGB, True),
     ]
-    assert events.count(DisplayMarked()) == 2
+    assert events.count(DisplayMarked(0)) == 2
     assert ch.marks == 2
     assert list(ch.surfaces) == [0]
     surface = ch.surfaces[0]
@@ -231,23 +235,22 @@ def test_display_state_events_and_gaps() -> None:
 
 def test_unknown_opcode_is_one_gap_and_the_channel_keeps_working() -> None:
     ctx = ChannelContext()
-    new_keys: list[str] = []
-    ctx.gaps.add_observer(lambda g: new_keys.append(g.key))
     ch = DisplayChannel(0, ctx)
     ch.receive_data(frame(UNKNOWN_OPCODE, MONITORS))
     key = f"display:hexdump:{UNKNOWN_OPCODE}"
-    assert new_keys == [key]
+    assert [g.key for g in ctx.gaps.take_new()] == [key]
     gap = ctx.gaps.get(key)
     assert gap is not None and gap.count == 1
     assert gap.channel_state is not None and gap.channel_state["channel"] == "display"
     ch.receive_data(frame(UNKNOWN_OPCODE, b""))
     assert gap.count == 2
-    assert new_keys == [key]
+    assert ctx.gaps.take_new() == []  # a key is new once
     # Still working: PING answered, surface created.
     events = ch.receive_data(frame(BaseServer.PING, DISPLAY_PING) + frame(
         DisplayServer.SURFACE_CREATE, SURFACE_CREATE))
     assert sent(ch) == [(BaseClient.PONG, DISPLAY_PING)]
-    assert events == [SurfaceCreated(0, 640, 480, 32, True)]
+    assert events == [SurfaceCreated(0, 0, 640, 480, 32, True),
+                      DisplayUpdated(0, 0, Rect(0, 0, 480, 640))]  # the new surface, black
 
 
 def test_truncated_surface_create_is_a_malformed_gap() -> None:
@@ -259,9 +262,8 @@ def test_truncated_surface_create_is_a_malformed_gap() -> None:
     gap = ctx.gaps.get("display:malformed:surface_create")
     assert gap is not None and "surface_create" in gap.detail
     # The next message is handled normally.
-    assert ch.receive_data(frame(DisplayServer.SURFACE_CREATE, SURFACE_CREATE)) == [
-        SurfaceCreated(0, 640, 480, 32, True)
-    ]
+    assert ch.receive_data(frame(DisplayServer.SURFACE_CREATE, SURFACE_CREATE))[0] == \
+        SurfaceCreated(0, 0, 640, 480, 32, True)
 
 
 def test_orphan_surface_destroy() -> None:
@@ -292,7 +294,9 @@ def test_list_sub_messages_are_handled_in_order() -> None:
         (BaseServer.PING, DISPLAY_PING),
     ])
     events = ch.receive_data(frame(BaseServer.LIST, data))
-    assert events == [SurfaceCreated(0, 640, 480, 32, True), DisplayMarked(), SurfaceDestroyed(0)]
+    assert events == [SurfaceCreated(0, 0, 640, 480, 32, True),
+                      DisplayUpdated(0, 0, Rect(0, 0, 480, 640)), DisplayMarked(0),
+                      SurfaceDestroyed(0, 0), MonitorsChanged(0, ((0, 0, 0, 0, 640, 480),))]
     assert ch.monitors is not None and ch.monitors.heads[0].width == 640
     assert sent(ch) == [(BaseClient.PONG, DISPLAY_PING)]
     assert len(ctx.gaps) == 0
@@ -317,7 +321,7 @@ def test_full_header_display_channel() -> None:
     for r in recs:
         events.extend(ch.receive_data(writer.build(r.opcode, r.body)))
     assert ch.last_serial == 6
-    assert SurfaceCreated(0, 640, 480, 32, True) in events
+    assert SurfaceCreated(0, 0, 640, 480, 32, True) in events
     out = MessageFramer(False).feed(ch.data_to_send())
     assert [(m.type, m.body) for m in out] == [(BaseClient.ACK_SYNC, b"\x01\0\0\0")]
     assert [m.serial for m in out] == [1]
@@ -329,10 +333,10 @@ def test_wait_for_channels_and_disconnecting_events() -> None:
     # DISCONNECTING u64 time + u32 reason.
     wait = struct.pack("<BBBQ", 1, ChannelType.CURSOR, 0, 3)
     assert ch.receive_data(frame(BaseServer.WAIT_FOR_CHANNELS, wait)) == [
-        WaitRequested((WaitChannel(4, 0, 3),))
+        WaitRequested(ChannelType.DISPLAY, 0, (WaitChannel(4, 0, 3),))
     ]
     assert ch.receive_data(frame(BaseServer.DISCONNECTING, struct.pack("<QI", 1, 2))) == [
-        ServerDisconnecting(2)
+        ServerDisconnecting(ChannelType.DISPLAY, 0, 2)
     ]
     assert ch.disconnect_reason == 2
 

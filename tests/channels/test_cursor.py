@@ -17,7 +17,7 @@ from ryll.cli.main import main
 from ryll.protocol.constants import CursorFlags, CursorServer, CursorType, SurfaceFlags, SurfaceFmt
 from ryll.render.cursor import CursorCache
 from ryll.render.surface import Surface
-from ryll.session.screens import Monitor, grab
+from ryll.session.screens import Monitor, grab_monitor
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "cursor" / "qxl-drm-cursor.bin"
 NONE, CACHE_ME, FROM_CACHE = CursorFlags.NONE, CursorFlags.CACHE_ME, CursorFlags.FROM_CACHE
@@ -198,14 +198,15 @@ def test_screen_grab_draws_the_cursor_at_its_hotspot_when_visible() -> None:
     surface.pixels[...] = (0, 0, 0, 255)
     monitor = Monitor(DisplayChannel(0, ctx), surface, ch)
     black = np.zeros((480, 640, 3), np.uint8)
-    out = grab(monitor, with_cursor=True)
+    out = grab_monitor(monitor, with_cursor=True).pixels
     # The guest put the cursor's top-left at (320, 240); its first pixel is opaque.
     assert tuple(out[240, 320]) == tuple(ch.shape.rgba[0, 0, :3])
     assert out[:240].max() == 0 and out[:, :320].max() == 0
-    assert np.array_equal(grab(monitor), black)  # without the cursor
+    assert np.array_equal(grab_monitor(monitor).pixels, black)  # without the cursor
     ch.visible = False
-    assert np.array_equal(grab(monitor, with_cursor=True), black)
-    assert np.array_equal(grab(Monitor(monitor.display, surface, None), True), black)
+    assert np.array_equal(grab_monitor(monitor, with_cursor=True).pixels, black)
+    no_cursor = Monitor(monitor.display, surface, None)
+    assert np.array_equal(grab_monitor(no_cursor, None, True).pixels, black)
 
 
 def test_screenshot_cursor_needs_screenshot(capsys: pytest.CaptureFixture[str]) -> None:

@@ -49,8 +49,8 @@ def test_inval_all_pixmaps_waits_then_clears() -> None:
     assert isinstance(event, WaitRequested)
     assert event.channels[0].message_serial == 42
     assert len(ctx.display_shared.images) == 3  # not before the wait is over
-    assert event.then is not None
-    event.then()
+    assert (event.channel_type, event.channel_id) == (ChannelType.DISPLAY, 0)
+    ch.wait_over()  # the session says the wait is over
     assert len(ctx.display_shared.images) == 0
 
 

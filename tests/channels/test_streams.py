@@ -21,6 +21,7 @@ from tests.video.encode import ENCODERS, bgr, encode
 from ryll.capture import Record, read_capture
 from ryll.channels.context import ChannelContext
 from ryll.channels.display import DisplayChannel
+from ryll.channels.events import DisplayUpdated, Event
 from ryll.protocol.constants import (
     ChannelType,
     DisplayCap,
@@ -81,8 +82,21 @@ def frame(mtype: int, data: bytes = b"") -> bytes:
     return MessageWriter(True).build(mtype, data)
 
 
-def feed(ch: DisplayChannel, opcode: int, body: bytes) -> None:
-    ch.receive_data(frame(opcode, body))
+# The clock each test's channel is fed with (channels take the time with every message).
+_CLOCKS: dict[int, Clock] = {}
+
+
+def clocked(ch: DisplayChannel, clock: Clock | None = None) -> DisplayChannel:
+    _CLOCKS[id(ch)] = clock or Clock()
+    return ch
+
+
+def clock_of(ch: DisplayChannel) -> Clock:
+    return _CLOCKS.setdefault(id(ch), Clock())
+
+
+def feed(ch: DisplayChannel, opcode: int, body: bytes) -> list[Event]:
+    return ch.receive_data(frame(opcode, body), clock_of(ch).now)
 
 
 def sent(ch: DisplayChannel) -> list[tuple[int, bytes]]:
@@ -144,8 +158,7 @@ def decoded(data_body: bytes) -> np.ndarray:
 
 
 def channel(clock: Clock | None = None, streams: tuple[int, ...] = (SID,)) -> DisplayChannel:
-    ctx = ChannelContext(clock=clock or Clock())
-    ch = DisplayChannel(0, ctx)
+    ch = clocked(DisplayChannel(0, ChannelContext()), clock)
     feed(ch, DisplayServer.SURFACE_CREATE, SURFACE_CREATE)
     for sid in streams:
         feed(ch, DisplayServer.STREAM_CREATE, CREATES[sid])
@@ -155,7 +168,7 @@ def channel(clock: Clock | None = None, streams: tuple[int, ...] = (SID,)) -> Di
 def on_time(ch: DisplayChannel, mm_time: int, ahead_ms: int = 100) -> None:
     """Set the session's multimedia clock so a frame stamped mm_time is ahead_ms early."""
     ch.ctx.state.mm_time = (mm_time - ahead_ms) & 0xFFFFFFFF
-    ch.ctx.state.mm_time_at = ch.ctx.clock()
+    ch.ctx.state.mm_time_at = clock_of(ch)()
 
 
 # --- constants and names ----------------------------------------------------------------------
@@ -208,8 +221,7 @@ def test_stream_data_is_decoded_and_drawn() -> None:
     ch = channel()
     surface = ch.surfaces[0]
     before = surface.pixels.copy()
-    ch.drawn = False
-    feed(ch, DisplayServer.STREAM_DATA, FRAME)
+    events = feed(ch, DisplayServer.STREAM_DATA, FRAME)
     expected = decoded(FRAME)
     assert expected.shape == (48, 32, 4)
     np.testing.assert_array_equal(surface.pixels[AREA], expected)
@@ -219,9 +231,9 @@ def test_stream_data_is_decoded_and_drawn() -> None:
     np.testing.assert_array_equal(outside, before)
     stream = ch.streams.streams[SID]
     assert (stream.frames_received, stream.frames_decoded, stream.frames_failed) == (1, 1, 0)
-    assert stream.last_frame_at == stream.last_good_decode_at == ch.ctx.clock()
+    assert stream.last_frame_at == stream.last_good_decode_at == clock_of(ch)()
     assert ch.streams.decoded["mjpeg"] == 1
-    assert ch.drawn
+    assert events == [DisplayUpdated(0, 0, DEST)]  # the damage: the stream's destination
     assert len(ch.ctx.gaps) == 0
 
 
@@ -274,7 +286,7 @@ def test_bottom_up_stream_frames_are_flipped() -> None:
 
 
 def test_stream_data_on_a_missing_surface_is_an_orphan_gap() -> None:
-    ch = DisplayChannel(0, ChannelContext(clock=Clock()))
+    ch = clocked(DisplayChannel(0, ChannelContext()))
     feed(ch, DisplayServer.STREAM_CREATE, CREATES[SID])
     feed(ch, DisplayServer.STREAM_DATA, FRAME)
     assert "display:orphan:stream_surface" in ch.ctx.gaps
@@ -376,7 +388,7 @@ def test_stream_destroy_all_with_no_streams(caplog: pytest.LogCaptureFixture) ->
 
 def test_replay_of_the_whole_capture_has_no_gaps(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
-    ch = DisplayChannel(0, ChannelContext(clock=clock))
+    ch = clocked(DisplayChannel(0, ChannelContext()), clock)
     with caplog.at_level(logging.INFO, logger="ryll.display"):
         for r in RECORDS:
             if r.direction == "in":
@@ -437,7 +449,7 @@ def test_report_sent_when_the_window_is_full() -> None:
     on_time(ch, FRAME_MM)
     for i in range(4):
         feed(ch, DisplayServer.STREAM_DATA, with_mm_time(FRAME, FRAME_MM + 30 * i))
-        ch.ctx.clock.now += 0.03  # type: ignore[attr-defined]
+        clock_of(ch).now += 0.03
     assert sent(ch) == []
     feed(ch, DisplayServer.STREAM_DATA, with_mm_time(FRAME, FRAME_MM + 120))
     [rep] = reports(ch)
@@ -499,7 +511,7 @@ def test_mm_time_wraps_around() -> None:
     ch = channel()
     feed(ch, DisplayServer.STREAM_ACTIVATE_REPORT, ACTIVATES[SID])
     ch.ctx.state.mm_time = 0xFFFFFFF0
-    ch.ctx.state.mm_time_at = ch.ctx.clock()
+    ch.ctx.state.mm_time_at = clock_of(ch)()
     # Stamped 16 ms after the clock, across the 32-bit wrap: early, not 4 billion ms late.
     feed(ch, DisplayServer.STREAM_DATA, with_mm_time(FRAME, 0))
     assert ch.streams.streams[SID].frames_late == 0
@@ -724,7 +736,7 @@ def test_bad_vp8_frame_is_a_decode_failure() -> None:
 
 def test_codec_without_a_decoder_here_is_unsupported(monkeypatch: pytest.MonkeyPatch) -> None:
     # As on a machine whose PyAV lacks the VP8 decoder.
-    import ryll.channels.display as display
+    import ryll.render.canvas as display
 
     real = display.make_decoder
     monkeypatch.setattr(
@@ -750,7 +762,7 @@ def test_a_held_back_picture_is_not_drawn(monkeypatch: pytest.MonkeyPatch) -> No
         def close(self) -> None:
             pass
 
-    import ryll.channels.display as display
+    import ryll.render.canvas as display
 
     monkeypatch.setattr(display, "make_decoder", lambda c: Holding())
     ch = channel(streams=())
@@ -779,7 +791,7 @@ def test_captured_stream_of_a_gstreamer_codec_decodes(name: str) -> None:
     frames = [smsg.parse_stream_data(r.body) for r in recs
               if r.opcode == DisplayServer.STREAM_DATA]
     assert len(frames) >= 5 and len({f.id for f in frames}) == 1
-    ch = DisplayChannel(0, ChannelContext(clock=Clock()))
+    ch = clocked(DisplayChannel(0, ChannelContext()))
     for r in recs:
         feed(ch, r.opcode, r.body)
     assert ch.ctx.gaps.counts() == {}

@@ -29,6 +29,12 @@ def reporter(tmp_path: Path, uptime: float = 12.3456) -> PedanticReporter:
     return PedanticReporter(tmp_path / "reports", target.describe(), lambda: uptime)
 
 
+def report_new(reg: GapRegistry, rep: PedanticReporter) -> None:
+    """What the Pedantic front end does with each GapOpened: one report per new key."""
+    for gap in reg.take_new():
+        rep(gap)
+
+
 def read_zip(path: Path) -> dict[str, str]:
     with zipfile.ZipFile(path) as zf:
         return {name: zf.read(name).decode() for name in zf.namelist()}
@@ -37,10 +43,11 @@ def read_zip(path: Path) -> dict[str, str]:
 def test_report_zip_for_a_new_gap(tmp_path: Path) -> None:
     rep = reporter(tmp_path)
     reg = GapRegistry()
-    reg.add_observer(rep)
     state = {"channel": "display", "marks": 1}
     reg.unknown_message("display", 126, MONITORS, state)
+    report_new(reg, rep)
     reg.unknown_message("display", 126, MONITORS, state)  # not new: no second zip
+    report_new(reg, rep)
     assert len(rep.written) == 1
     path = rep.written[0]
     assert path.parent == tmp_path / "reports"
@@ -64,8 +71,8 @@ def test_report_zip_for_a_new_gap(tmp_path: Path) -> None:
 def test_gap_without_data_has_no_hexdump_file(tmp_path: Path) -> None:
     rep = reporter(tmp_path)
     reg = GapRegistry()
-    reg.add_observer(rep)
     reg.register("main:unimpl:agent_data", "not yet")
+    report_new(reg, rep)
     files = read_zip(rep.written[0])
     assert set(files) == {"metadata.json", "channel-state.json"}
     assert json.loads(files["channel-state.json"]) == {}
@@ -74,14 +81,15 @@ def test_gap_without_data_has_no_hexdump_file(tmp_path: Path) -> None:
 def test_reports_from_a_real_display_channel(tmp_path: Path) -> None:
     rep = reporter(tmp_path)
     ctx = ChannelContext()
-    ctx.gaps.add_observer(rep)
     ch = DisplayChannel(0, ctx)
     writer = MessageWriter(True)
     for r in server_records(ChannelType.DISPLAY)[:6]:  # set_ack ... mark
         ch.receive_data(writer.build(r.opcode, r.body))
+    report_new(ctx.gaps, rep)
     n_before = len(rep.written)
     # An opcode spice.proto reserves (127-301): nothing handles it.
     ch.receive_data(writer.build(200, MONITORS))
+    report_new(ctx.gaps, rep)
     assert len(rep.written) == n_before + 1
     path = rep.written[-1]
     assert path.name.startswith("ryll-pedantic-display-hexdump-200-")
@@ -95,10 +103,10 @@ def test_reports_from_a_real_display_channel(tmp_path: Path) -> None:
 def test_cap_of_50_reports(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     rep = reporter(tmp_path)
     reg = GapRegistry()
-    reg.add_observer(rep)
     with caplog.at_level(logging.WARNING, logger="ryll.pedantic"):
         for i in range(MAX_REPORTS + 7):
             reg.register(f"display:unimpl:thing{i}")
+        report_new(reg, rep)
     assert MAX_REPORTS == 50
     assert len(rep.written) == 50
     assert len(list((tmp_path / "reports").iterdir())) == 50
@@ -114,9 +122,9 @@ def test_unwritable_directory_is_logged_not_raised(
     blocker.write_text("a file where the directory should be")
     rep = reporter(tmp_path)
     reg = GapRegistry()
-    reg.add_observer(rep)
     with caplog.at_level(logging.ERROR, logger="ryll.pedantic"):
         gap = reg.register("display:hexdump:126", data=MONITORS)
+        report_new(reg, rep)
     assert gap is not None
     assert rep.written == []
     assert any("cannot write" in r.getMessage() for r in caplog.records)

@@ -1,31 +1,27 @@
 """GLZ images that refer to an image another display channel has not delivered yet: the
-decode waits for it (spice-gtk decode-glz.c glz_decoder_window_bits waits on a coroutine
-condition), bounded, and never on the event loop thread: there the display channel defers the
-message (DecodeDeferred) and the session handles it again in a worker.
+draw is *parked* (spice-gtk decode-glz.c glz_decoder_window_bits waits on a coroutine
+condition; ryll keeps the parsed command as data instead): the channel emits DecodeParked,
+and the session resumes it when the image lands or expires it when the wait runs out (the gap
+``display:decode_failure:glz_rgb:wait_expired``). No thread ever blocks.
 
 Images come from the project's own encoder (codecs/_lz_enc.encode_glz) and a hand-made GLZ
 image that is one cross-image match (as tests/codecs/test_glz.py builds them)."""
 
 from __future__ import annotations
 
-import asyncio
 import struct
-import threading
-import time
 
 import numpy as np
 from tests.render import builders as B
 
 from ryll.channels.context import ChannelContext
 from ryll.channels.display import DisplayChannel
-from ryll.channels.events import DecodeDeferred, Event
+from ryll.channels.events import DecodeParked, DisplayUpdated, Event
 from ryll.codecs import _lz_enc
 from ryll.codecs import lz as L
 from ryll.protocol.constants import DisplayServer, ImageType, Ropd, SurfaceFmt
 from ryll.protocol.framing import MessageWriter
-from ryll.render.images import allow_waiting, may_wait
-from ryll.session.session import Session
-from ryll.session.target import Target
+from ryll.protocol.messages.draw import Rect
 
 SIDE = 4
 
@@ -55,7 +51,6 @@ def glz_copy(payload: bytes) -> bytes:
 def channels() -> tuple[DisplayChannel, DisplayChannel, ChannelContext]:
     """Two display channels of one session (one context: one GLZ dictionary)."""
     ctx = ChannelContext()
-    ctx.display_shared.glz_wait_seconds = 2.0
     one, two = DisplayChannel(0, ctx), DisplayChannel(1, ctx)
     for ch in (one, two):
         ch.receive_data(MessageWriter(True).build(
@@ -63,93 +58,48 @@ def channels() -> tuple[DisplayChannel, DisplayChannel, ChannelContext]:
     return one, two, ctx
 
 
-def receive(ch: DisplayChannel, body: bytes) -> list[Event]:
-    return ch.receive_data(MessageWriter(True).build(DisplayServer.DRAW_COPY, body))
+def receive(ch: DisplayChannel, body: bytes, now: float = 0.0) -> list[Event]:
+    return ch.receive_data(MessageWriter(True).build(DisplayServer.DRAW_COPY, body), now)
 
 
-def test_on_the_event_loop_a_missing_reference_defers_the_message() -> None:
+def test_a_missing_reference_parks_the_draw_until_the_other_channel_delivers() -> None:
     one, two, ctx = channels()
-    assert not may_wait()
     a = picture(1)
-    events = receive(two, glz_copy(cross_ref_image(2, 1, SIDE * SIDE, SIDE, SIDE)))
-    deferred = [e for e in events if isinstance(e, DecodeDeferred)]
-    assert len(deferred) == 1 and ctx.gaps.counts() == {}
+    events = receive(two, glz_copy(cross_ref_image(2, 1, SIDE * SIDE, SIDE, SIDE)), now=10.0)
+    assert DecodeParked(1, 1) in events  # channel 1 waits for image 1
+    assert not any(isinstance(e, DisplayUpdated) for e in events)  # nothing drawn yet
+    assert two.parked is not None and two.parked_deadline() == 10.0 + two.glz_wait_seconds
+    assert not two.parked_ready()
+    assert ctx.gaps.counts() == {}
     assert (two.surfaces[0].pixels[..., :3] == 0).all()
     receive(one, glz_copy(_lz_enc.encode_glz(L.RGB32, a, 1)))
     assert (one.surfaces[0].pixels == a).all()
-    assert allow_waiting(deferred[0].run) == []
+    assert two.parked_ready()
+    two.resume(11.0)
+    assert two.parked is None
+    assert DisplayUpdated(1, 0, Rect(0, 0, SIDE, SIDE)) in two.take_events()
     assert ctx.gaps.counts() == {}
     assert (two.surfaces[0].pixels == a).all()
 
 
-def test_a_worker_waits_until_the_other_channel_delivers() -> None:
-    one, two, ctx = channels()
-    a = picture(2)
-    done = threading.Event()
-
-    def worker() -> None:
-        allow_waiting(receive, two, glz_copy(cross_ref_image(2, 1, SIDE * SIDE, SIDE, SIDE)))
-        done.set()
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    time.sleep(0.1)
-    assert not done.is_set()  # blocked on the dictionary, not failed
-    receive(one, glz_copy(_lz_enc.encode_glz(L.RGB32, a, 1)))
-    thread.join(5)
-    assert done.is_set()
-    assert ctx.gaps.counts() == {}
-    assert (two.surfaces[0].pixels == a).all()
-
-
-def test_the_wait_is_bounded_then_missing_ref() -> None:
+def test_an_expired_wait_is_a_named_gap_and_drops_only_that_draw() -> None:
     _, two, ctx = channels()
-    ctx.display_shared.glz_wait_seconds = 0.2
-    started = time.monotonic()
-    events = allow_waiting(receive, two, glz_copy(cross_ref_image(2, 1, SIDE * SIDE, SIDE,
-                                                                  SIDE)))
-    elapsed = time.monotonic() - started
-    assert not any(isinstance(e, DecodeDeferred) for e in events)
-    assert ctx.gaps.counts() == {"display:decode_failure:glz_rgb:missing_ref": 1}
-    assert 0.2 <= elapsed < 2.0
+    receive(two, glz_copy(cross_ref_image(2, 1, SIDE * SIDE, SIDE, SIDE)))
+    two.expire(5.0)
+    assert two.parked is None and two.take_events() == []
+    assert ctx.gaps.counts() == {"display:decode_failure:glz_rgb:wait_expired": 1}
+    # The channel goes on: the next draw lands.
+    b = picture(5)
+    receive(two, glz_copy(_lz_enc.encode_glz(L.RGB32, b, 3, win_head_dist=0)))
+    assert (two.surfaces[0].pixels == b).all()
 
 
-def test_a_deferred_message_that_times_out_is_missing_ref() -> None:
-    _, two, ctx = channels()
-    ctx.display_shared.glz_wait_seconds = 0.1
-    events = receive(two, glz_copy(cross_ref_image(2, 1, SIDE * SIDE, SIDE, SIDE)))
-    (deferred,) = [e for e in events if isinstance(e, DecodeDeferred)]
-    assert allow_waiting(deferred.run) == []
-    assert ctx.gaps.counts() == {"display:decode_failure:glz_rgb:missing_ref": 1}
-
-
-def test_an_evicted_reference_fails_at_once_without_deferring() -> None:
+def test_an_evicted_reference_fails_at_once_without_parking() -> None:
     one, two, ctx = channels()
     # Image 10 with win_head_dist 0: the server keeps nothing older, so id 5 can never come.
     receive(one, glz_copy(_lz_enc.encode_glz(L.RGB32, picture(3), 10, win_head_dist=0)))
-    started = time.monotonic()
     events = receive(two, glz_copy(cross_ref_image(11, 6, SIDE * SIDE, SIDE, SIDE)))
-    events += allow_waiting(receive, two, glz_copy(cross_ref_image(12, 7, SIDE * SIDE, SIDE,
-                                                                   SIDE)))
-    assert time.monotonic() - started < 1.0
-    assert not any(isinstance(e, DecodeDeferred) for e in events)
+    events += receive(two, glz_copy(cross_ref_image(12, 7, SIDE * SIDE, SIDE, SIDE)))
+    assert two.parked is None
+    assert not any(isinstance(e, DecodeParked) for e in events)
     assert ctx.gaps.counts() == {"display:decode_failure:glz_rgb:missing_ref": 2}
-
-
-def test_the_session_runs_a_deferred_message_off_the_event_loop() -> None:
-    one, two, ctx = channels()
-    a = picture(4)
-    events = receive(two, glz_copy(cross_ref_image(2, 1, SIDE * SIDE, SIDE, SIDE)))
-    (deferred,) = [e for e in events if isinstance(e, DecodeDeferred)]
-    session = Session(Target("localhost", 1), ctx)
-
-    async def scenario() -> None:
-        task = asyncio.ensure_future(session._on_event(two, deferred))
-        await asyncio.sleep(0.1)
-        assert not task.done()  # waiting in a worker, while this loop keeps running
-        receive(one, glz_copy(_lz_enc.encode_glz(L.RGB32, a, 1)))  # on the loop
-        await asyncio.wait_for(task, 5)
-
-    asyncio.run(scenario())
-    assert ctx.gaps.counts() == {}
-    assert (two.surfaces[0].pixels == a).all()

@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from ryll.channels.display import DisplayChannel
-from ryll.channels.events import SurfaceCreated
+from ryll.channels.events import GapOpened, SurfaceCreated
 from ryll.channels.main import MainChannel
 from ryll.control import server as server_mod
 from ryll.control.server import ControlServer, create_socket
@@ -81,12 +81,19 @@ class Conn:
 
 @asynccontextmanager
 async def serving(path: Path, session: Session | None = None) -> AsyncIterator[ControlServer]:
-    srv = ControlServer(session or _session(), path)
-    await srv.start()
+    """The control socket as the runner starts it: start, run on its own subscription to the
+    session's events, stop."""
+    session = session or _session()
+    srv = ControlServer(path)
+    await srv.start(session)
+    events = session.events(*srv.kinds)
+    task = asyncio.ensure_future(srv.run(session, events))
     try:
         yield srv
     finally:
-        await srv.stop()
+        events.close()
+        await task
+        await srv.stop(session)
 
 
 async def connect(path: Path, hello: bool = True) -> Conn:
@@ -375,41 +382,22 @@ def test_events_only_when_subscribed(sockdir: Path) -> None:
     async def body() -> None:
         async with serving(path, session) as srv:
             conn = await connect(path)
-            session.ctx.gaps.register("display:unimpl:test_one", "x")
+            session.publish(GapOpened("display:unimpl:test_one", "x", None))
             await conn.call({"cmd": "subscribe", "events": ["gap", "surface_created"]})
-            session.ctx.gaps.register("display:unimpl:test_two", "y")
-            session.ctx.gaps.register("display:unimpl:test_two", "again: not new")
+            session.publish(GapOpened("display:unimpl:test_two", "y", None))
             ev = await conn.line()
             assert ev == {"event": {"name": "gap", "key": "display:unimpl:test_two",
                                     "detail": "y"}}
-            # channel events arrive through the session's event observers
-            display = DisplayChannel(0, session.ctx)
-            assert len(session.event_observers) == 1
-            session.event_observers[0](display, SurfaceCreated(0, 640, 480, 32, True))
+            # every session event reaches the control socket through its subscription
+            session.publish(SurfaceCreated(0, 0, 640, 480, 32, True))
             ev = await conn.line()
             assert ev["event"]["name"] == "surface_created"
             assert ev["event"]["width"] == 640 and ev["event"]["primary"] is True
             reply = await conn.call({"cmd": "unsubscribe"})
             assert reply["result"] == {"events": []}
-            session.ctx.gaps.register("display:unimpl:test_three", "z")
+            session.publish(GapOpened("display:unimpl:test_three", "z", None))
             srv.session_ended(SessionEnd("stopped", "bye"))
             assert "result" in await conn.call({"cmd": "status"})
-            await conn.close()
-
-    run(body)
-
-
-def test_gap_from_a_worker_thread(sockdir: Path) -> None:
-    path = sockdir / "c.sock"
-    session = _session()
-
-    async def body() -> None:
-        async with serving(path, session):
-            conn = await connect(path)
-            await conn.call({"cmd": "subscribe", "events": ["gap"]})
-            await asyncio.to_thread(session.ctx.gaps.register, "display:unimpl:threaded", "t")
-            ev = await conn.line()
-            assert ev["event"]["key"] == "display:unimpl:threaded"
             await conn.close()
 
     run(body)

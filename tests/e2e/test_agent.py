@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ryll.channels.events import AgentConnected, AgentReady, ClipboardChanged
 from ryll.session.session import Session
 from ryll.session.target import parse_direct
 from ryll.testvm import TestVM
@@ -34,7 +35,13 @@ def test_clipboard_both_ways_through_the_api(agent_vm: TestVM) -> None:
     async def run() -> tuple[str | None, str | None, list[str]]:
         session = Session(parse_direct(f"127.0.0.1:{agent_vm.port}"))
         seen: list[str] = []
-        session.agent.add_observer(lambda name, data: seen.append(name))
+        events = session.events(AgentConnected, AgentReady, ClipboardChanged)
+
+        async def collect() -> None:
+            async for event in events:
+                seen.append(type(event).__name__)
+
+        collector = asyncio.ensure_future(collect())
         await session.connect()
         waiter = asyncio.ensure_future(session.wait())
         try:
@@ -50,12 +57,13 @@ def test_clipboard_both_ways_through_the_api(agent_vm: TestVM) -> None:
         finally:
             session.stop()
             await waiter
+            await collector
         return offered, fetched, seen
 
     offered, fetched, seen = asyncio.run(run())
     assert offered == GUEST_TEXT
     assert fetched == GUEST_TEXT
-    assert seen[0] == "agent_connected" and "clipboard" in seen
+    assert seen[:2] == ["AgentConnected", "AgentReady"] and "ClipboardChanged" in seen
 
 
 def test_resolution_and_summary(agent_vm: TestVM, tmp_path: Path) -> None:
@@ -93,3 +101,34 @@ def test_without_an_agent_options_degrade(agent_port: bool, tmp_path: Path) -> N
     assert s["agent"]["resolution_requested"] == "800x600"
     assert s["agent"]["resolution_sent"] is False
     assert s["end"]["exit_code"] == 0
+
+
+def test_docs_agent_example_runs_as_written(agent_vm: TestVM, tmp_path: Path) -> None:
+    """docs/api.md's guest-agent example (the others run in tests/e2e/test_api.py)."""
+    import re
+    import subprocess
+    import sys
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+    [code] = [c for c in re.findall(r"```python\n(.*?)```", docs.read_text(), re.S)
+              if "resolution(" in c]
+    after = agent_vm.serial_offset()
+    script = tmp_path / "agent_example.py"
+    script.write_text(code.replace("127.0.0.1:5900", f"127.0.0.1:{agent_vm.port}"))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "the guest's clipboard:" in run.stdout
+    assert "the guest has the script's text" in run.stdout
+    agent_vm.wait_serial(r"ryll: agent clipboard from the script", timeout=10, after=after)
+    agent_vm.wait_serial(r"ryll: mode set 800x600", timeout=5, after=0)
+
+
+def test_api_resolution_waits_for_the_new_display(agent_vm: TestVM) -> None:
+    import ryll
+
+    with ryll.connect_sync(f"127.0.0.1:{agent_vm.port}") as vm:
+        vm.wait_for_display()
+        vm.resolution(720, 400, timeout=30)
+        assert [(m.width, m.height) for m in vm.snapshot().monitors] == [(720, 400)]
+        assert vm.screenshot().size == (720, 400)

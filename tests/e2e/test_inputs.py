@@ -13,10 +13,8 @@ from typing import TypeVar
 
 import pytest
 
-from ryll.channels.context import ChannelContext
-from ryll.cli.inputs import wait_input_ready
+import ryll
 from ryll.session.session import Session
-from ryll.session.target import Target
 from ryll.testvm import TestVM
 from tests.e2e.conftest import run_ryll
 
@@ -37,15 +35,11 @@ def with_session(vm: TestVM, body: Callable[[Session], Awaitable[T]]) -> T:
     """Run ``body`` against an in-process session once its inputs channel is up."""
 
     async def main() -> T:
-        session = Session(Target("127.0.0.1", vm.port), ChannelContext())
-        await session.connect()
-        waiter = asyncio.ensure_future(session.wait())
-        try:
-            await asyncio.wait_for(wait_input_ready(session), 30)
-            return await body(session)
-        finally:
-            session.stop()
-            await waiter
+        # ryll.connect returns once every listed channel is linked (the cursor channel's
+        # position is then known before the first pointer move).
+        async with ryll.connect(f"127.0.0.1:{vm.port}") as v:
+            await v.wait_for_display()
+            return await body(v.session)
 
     return asyncio.run(main())
 

@@ -13,9 +13,16 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ryll.channels.base import Channel
+from ryll.channels.base import handled
 from ryll.channels.context import ChannelContext
-from ryll.channels.events import Event, SurfaceCreated, SurfaceDestroyed
+from ryll.channels.events import (
+    ChannelLinked,
+    DisplayMarked,
+    Event,
+    SessionEnded,
+    SurfaceCreated,
+    SurfaceDestroyed,
+)
 from ryll.channels.main import MainChannel
 from ryll.cli.inputs import wait_input_ready
 from ryll.protocol.constants import ChannelType, MainServer, MouseMode
@@ -63,10 +70,27 @@ async def wait_serial(vm: TestVM, pattern: str, timeout: float, after: int) -> i
 
 async def start_session(vm: TestVM) -> tuple[Session, asyncio.Future]:
     session = Session(Target("127.0.0.1", vm.port), ChannelContext())
+    ready = session.events(ChannelLinked, DisplayMarked)
     await session.connect()
     waiter = asyncio.ensure_future(session.wait())
-    await asyncio.wait_for(wait_input_ready(session), 30)
+    async with ready:
+        await asyncio.wait_for(wait_input_ready(session, ready), 30)
+    # The cursor channel too, so the pointer's server-side position is known before a move.
+    await until(lambda: session.channel(ChannelType.CURSOR) is not None, "the cursor channel", 10)
     return session, waiter
+
+
+def watch(session: Session, into: list[Event], *kinds: type[Event]) -> asyncio.Task[None]:
+    """Collect the session's events of ``kinds`` into ``into`` as they are published."""
+    events = session.events(*kinds)
+
+    async def collect() -> None:
+        async with events:
+            async for event in events:
+                if not isinstance(event, SessionEnded):
+                    into.append(event)
+
+    return asyncio.ensure_future(collect())
 
 
 def test_client_mouse_mode_across_a_guest_reset(
@@ -93,13 +117,13 @@ def test_client_mouse_mode_across_a_guest_reset(
     # Every MOUSE_MODE: (current, supported, requests ryll had sent before, requests after).
     modes: list[tuple[int, int, int, int]] = []
 
-    def on_mouse_mode(ch: MainChannel, msg_body: bytes) -> None:
-        msg = main_msgs.parse_mouse_mode(msg_body)
+    def on_mouse_mode(ch: MainChannel, msg: main_msgs.MouseModeMsg) -> None:
         before = ch.mouse_mode_requests
-        MainChannel._on_mouse_mode(ch, msg_body)
+        MainChannel._on_mouse_mode(ch, msg)
         modes.append((msg.current, msg.supported, before, ch.mouse_mode_requests))
 
-    monkeypatch.setitem(MainChannel.handlers, MainServer.MOUSE_MODE, on_mouse_mode)
+    monkeypatch.setitem(MainChannel.routes, MainServer.MOUSE_MODE,
+                        handled(main_msgs.parse_mouse_mode, on_mouse_mode))
 
     async def body() -> None:
         session, waiter = await start_session(vm)
@@ -107,12 +131,7 @@ def test_client_mouse_mode_across_a_guest_reset(
             main = session.channel(ChannelType.MAIN, 0)
             assert isinstance(main, MainChannel)
             surfaces: list[Event] = []
-
-            def on_event(ch: Channel, ev: Event) -> None:
-                if isinstance(ev, (SurfaceCreated, SurfaceDestroyed)):
-                    surfaces.append(ev)
-
-            session.event_observers.append(on_event)
+            watcher = watch(session, surfaces, SurfaceCreated, SurfaceDestroyed)
             inp = session.input
             st = session.ctx.state
 
@@ -170,6 +189,7 @@ def test_client_mouse_mode_across_a_guest_reset(
         finally:
             session.stop()
             await waiter
+            watcher.cancel()
 
     asyncio.run(asyncio.wait_for(body(), 60))
 
@@ -203,9 +223,7 @@ def test_combos_reach_the_guest_as_their_keys(tablet_vm: TestVM) -> None:
         session, waiter = await start_session(vm)
         try:
             surfaces: list[Event] = []
-            session.event_observers.append(
-                lambda ch, ev: surfaces.append(ev) if isinstance(ev, SurfaceDestroyed) else None
-            )
+            watcher = watch(session, surfaces, SurfaceDestroyed)
             mark = off
             for name, codes in COMBOS:
                 await session.input.press_key(name)
@@ -218,6 +236,7 @@ def test_combos_reach_the_guest_as_their_keys(tablet_vm: TestVM) -> None:
         finally:
             session.stop()
             await waiter
+            watcher.cancel()
 
     asyncio.run(asyncio.wait_for(body(), 60))
     expected: list[str] = []

@@ -124,13 +124,12 @@ async def _final_stream_frame(vm: TestVM) -> tuple[np.ndarray, np.ndarray, list[
             count, since = now_count, time.monotonic()
         elif time.monotonic() - since >= QUIET_S:
             break
-    # One event-loop step: nothing the server sends can land between these lines.
-    surface = next(s for s in display.surfaces.values() if s.primary)
-    ours = surface.rgb()
+    # The grab and the dests are taken between two display messages; the guest no longer draws.
+    ours = (await session.grab()).pixels
     dests = [s.dest for s in display.streams.streams.values() if s.frames_decoded]
     oracle = await loop.run_in_executor(None, vm.screendump)
     await asyncio.sleep(2.5)  # the streams time out and the area is resent losslessly
-    refreshed = bool((surface.rgb() == oracle).all())
+    refreshed = bool(((await session.grab()).pixels == oracle).all())
     session.stop()
     await session.wait()
     return ours, oracle, dests, refreshed

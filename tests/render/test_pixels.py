@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ryll.render import _pixels, canvas
-from ryll.render.canvas import Region
+from ryll.render import _pixels, raster
+from ryll.render.raster import Region
 from ryll.render.rop import rop3
 
 RNG = np.random.default_rng(20261123)
@@ -97,7 +97,7 @@ def test_commit_matches_the_byte_wise_reference(name: str, opaque: bool, solid: 
     values = (np.array([0x11, 0x22, 0x33, 0x44], np.uint8) if solid
               else px(region.height, region.width))
     got, want = base.copy(), base.copy()
-    canvas.commit(got, region, values, opaque)
+    raster.commit(got, region, values, opaque)
     ref_commit(want, region, values, opaque)
     assert (got == want).all()
 
@@ -106,7 +106,7 @@ def test_commit_writes_nothing_outside_the_mask() -> None:
     region = REGIONS["mask_with_holes"]
     base = px(H, W)
     got = base.copy()
-    canvas.commit(got, region, px(region.height, region.width), True)
+    raster.commit(got, region, px(region.height, region.width), True)
     changed_ok = np.zeros((H, W), bool)
     changed_ok[region.top : region.bottom, region.left : region.right] = region.mask
     assert (got[~changed_ok] == base[~changed_ok]).all()
@@ -117,7 +117,7 @@ def test_commit_from_an_overlapping_view_of_the_same_surface() -> None:
     base = px(H, W)
     got, want = base.copy(), base.copy()
     region = Region(1, 1, H, W)
-    canvas.commit(got, region, got[: H - 1, : W - 1], False)
+    raster.commit(got, region, got[: H - 1, : W - 1], False)
     ref_commit(want, region, want[: H - 1, : W - 1].copy(), False)
     assert (got == want).all()
 
@@ -129,7 +129,7 @@ def test_tile_matches_the_fancy_index(name: str, pos: tuple[int, int],
                                       size: tuple[int, int]) -> None:
     region = REGIONS[name]
     pattern = px(*size)
-    got = canvas.tile(region, pattern, *pos)
+    got = raster.tile(region, pattern, *pos)
     assert got.shape == (region.height, region.width, 4)
     assert (got == ref_tile(region, pattern, *pos)).all()
 
@@ -137,13 +137,13 @@ def test_tile_matches_the_fancy_index(name: str, pos: tuple[int, int],
 def test_words_of_unaligned_or_strided_pixels_copy() -> None:
     raw = RNG.integers(0, 256, 4 * 6 + 1, dtype=np.uint8)
     odd = raw[1:].reshape(2, 3, 4)  # starts one byte into its buffer
-    w = canvas.words(odd)
+    w = raster.words(odd)
     assert w.shape == (2, 3)
-    assert (canvas.word_bytes(w) == odd).all()
+    assert (raster.word_bytes(w) == odd).all()
     rev = px(2, 3)[..., ::-1]  # bytes of each pixel in reverse order
-    assert (canvas.word_bytes(canvas.words(rev)) == rev).all()
+    assert (raster.word_bytes(raster.words(rev)) == rev).all()
     one = np.array([1, 2, 3, 4], np.uint8)
-    assert int(canvas.words(one)) == 0x04030201
+    assert int(raster.words(one)) == 0x04030201
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (H, W), (1, W), (H, 1)])
@@ -172,14 +172,14 @@ def test_rop3_broadcasts_a_solid_pattern_and_a_strided_dest() -> None:
 @pytest.mark.parametrize("shape", [(1, 1), (H, W)])
 def test_over_solid_alpha_matches_the_reference(alpha: int, shape: tuple[int, int]) -> None:
     dest, src = px(*shape), premultiplied(*shape)
-    assert (canvas.over(dest, src, alpha) == ref_over(dest, src, alpha)).all()
+    assert (raster.over(dest, src, alpha) == ref_over(dest, src, alpha)).all()
 
 
 def test_over_saturates_non_premultiplied_sources() -> None:
     dest, src = px(H, W), px(H, W)  # colour above alpha: sums past 255 clamp
     dest[0, 0], src[0, 0] = (255, 255, 255, 255), (255, 255, 255, 1)
-    assert (canvas.over(dest, src, 255) == ref_over(dest, src, 255)).all()
-    assert (canvas.over(dest, src, 255)[0, 0] == 255).all()
+    assert (raster.over(dest, src, 255) == ref_over(dest, src, 255)).all()
+    assert (raster.over(dest, src, 255)[0, 0] == 255).all()
 
 
 def test_over_an_a8_mask_with_holes_and_one_broadcast_pixel() -> None:
@@ -188,7 +188,7 @@ def test_over_an_a8_mask_with_holes_and_one_broadcast_pixel() -> None:
     mask[2:5, 3:7] = 0  # a hole: dest stays
     mask[0] = 255
     for src in (premultiplied(H, W), np.array([10, 20, 30, 255], np.uint8)):
-        got = canvas.over(dest, src, mask)
+        got = raster.over(dest, src, mask)
         assert (got == ref_over(dest, src, mask)).all()
         assert (got[2:5, 3:7] == dest[2:5, 3:7]).all()
 
@@ -198,9 +198,9 @@ def test_colorkey_keeps_dest_where_the_rgb_matches_whatever_the_high_byte() -> N
     key = 0xAB102030
     src[::2, ::3, :3] = (0x30, 0x20, 0x10)
     keep = (src[..., 0] == 0x30) & (src[..., 1] == 0x20) & (src[..., 2] == 0x10)
-    got = canvas.colorkey(dest, src, key)
+    got = raster.colorkey(dest, src, key)
     assert (got == np.where(keep[..., None], dest, src)).all()
-    one = canvas.colorkey(dest[:1, :1], src[:1, :1], key)
+    one = raster.colorkey(dest[:1, :1], src[:1, :1], key)
     assert (one == dest[:1, :1]).all()
 
 
@@ -225,7 +225,7 @@ def test_sample_nearest_outside_the_source_is_transparent_black() -> None:
     src = px(4, 5)
     ys = np.array([-1, 0, 3, 4])
     xs = np.array([-2, 0, 4, 5, 1])
-    got = canvas._gather(src, ys, xs)
+    got = raster._gather(src, ys, xs)
     want = src[ys.clip(0, 3)[:, None], xs.clip(0, 4)[None, :]].copy()
     want[~(((ys >= 0) & (ys < 4))[:, None] & ((xs >= 0) & (xs < 5))[None, :])] = 0
     assert (got == want).all()
@@ -233,13 +233,13 @@ def test_sample_nearest_outside_the_source_is_transparent_black() -> None:
 
 def test_words_refuses_what_is_not_bgra_bytes() -> None:
     with pytest.raises(TypeError):
-        canvas.words(np.zeros((2, 3, 4), np.int32))
+        raster.words(np.zeros((2, 3, 4), np.int32))
     with pytest.raises(TypeError):
-        canvas.words(np.zeros((2, 3, 3), np.uint8))
+        raster.words(np.zeros((2, 3, 3), np.uint8))
 
 
 def test_commit_refuses_a_surface_it_cannot_write_as_words() -> None:
     raw = np.zeros(4 * H * W + 1, np.uint8)
     surface = raw[1:].reshape(H, W, 4)
     with pytest.raises(ValueError):
-        canvas.commit(surface, Region(0, 0, 1, 1), np.zeros(4, np.uint8), True)
+        raster.commit(surface, Region(0, 0, 1, 1), np.zeros(4, np.uint8), True)

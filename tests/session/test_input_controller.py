@@ -12,13 +12,16 @@ import pytest
 from ryll.channels.base import Channel
 from ryll.channels.context import ChannelContext
 from ryll.channels.cursor import CursorChannel
+from ryll.channels.events import DisplayMarked, LatencyMeasured, PasteCompleted, SessionEnded
 from ryll.channels.inputs import InputsChannel
+from ryll.cli.headless import LatencyFile
 from ryll.input.keys import KeyNameError
 from ryll.protocol.constants import ChannelType, InputsClient
 from ryll.protocol.framing import MessageFramer
 from ryll.protocol.messages import inputs as msgs
+from ryll.session.bus import EventBus
 from ryll.session.input import MAX_TEXT, InputController, InputUnavailable
-from ryll.session.latency import LatencyCSV, LatencySample, LatencyTracker
+from ryll.session.latency import LatencyTracker
 
 DOWN, UP = InputsClient.KEY_DOWN, InputsClient.KEY_UP
 
@@ -29,6 +32,10 @@ class FakeSession:
     channels: dict[tuple[int, int], Channel] = field(default_factory=dict)
     latency: LatencyTracker = field(default_factory=LatencyTracker)
     written: list[tuple[int, bytes]] = field(default_factory=list)
+    published: list[object] = field(default_factory=list)
+
+    def publish(self, event: object) -> None:
+        self.published.append(event)
 
     def channel(self, channel_type: int, channel_id: int = 0) -> Channel | None:
         return self.channels.get((channel_type, channel_id))
@@ -57,8 +64,8 @@ def keys(s: FakeSession) -> list[tuple[str, int]]:
     return out
 
 
-def run(coro: object) -> None:
-    asyncio.run(coro)  # type: ignore[arg-type]
+def run(coro: object) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]
 
 
 def test_press_key_combo_order() -> None:
@@ -83,7 +90,9 @@ def test_type_text_releases_and_restores_held_modifiers() -> None:
     inp, s, _ = controller()
     inp.key_down("ctrl")
     s.written.clear()
-    run(inp.type_text("aB\n", char_delay_ms=0))
+    done = run(inp.type_text("aB\n", char_delay_ms=0))
+    assert isinstance(done, PasteCompleted) and done.characters == 3
+    assert s.published == [done]  # the event every front end sees
     assert keys(s) == [
         ("up", 0x1D),
         ("down", 0x1E), ("up", 0x1E),
@@ -194,30 +203,48 @@ class Clock:
         return self.t
 
 
-def test_latency_samples_and_summary(tmp_path: Path) -> None:
+def test_latency_samples_and_summary() -> None:
     clock = Clock()
     lat = LatencyTracker(clock=clock, wall_clock=lambda: 1.7e9, timeout_s=5)
-    seen: list[LatencySample] = []
-    lat.add_observer(seen.append)
-    csv_path = tmp_path / "lat.csv"
-    writer = LatencyCSV(str(csv_path))
-    lat.add_observer(writer)
-    lat.display_updated()  # no key: nothing
+    seen: list[LatencyMeasured] = []
+    assert lat.display_updated() is None  # no key: nothing
     for delay in (0.010, 0.030, 0.020):
         lat.key_sent()
         clock.t += 0.005
         lat.key_sent()  # a burst measures from its first key
         clock.t += delay - 0.005
-        lat.display_updated()
-        lat.display_updated()  # only the first update answers
+        sample = lat.display_updated()
+        assert sample is not None
+        seen.append(sample)
+        assert lat.display_updated() is None  # only the first update answers
         clock.t += 1
-    writer.close()
-    assert [s.latency_ms for s in seen] == [10.0, 30.0, 20.0]
+    assert seen == [LatencyMeasured(1.7e9, 10.0), LatencyMeasured(1.7e9, 30.0),
+                    LatencyMeasured(1.7e9, 20.0)]
     assert lat.summary() == {"count": 3, "unanswered": 0, "min_ms": 10.0, "median_ms": 20.0,
                              "p95_ms": 30.0, "max_ms": 30.0}
-    lines = csv_path.read_text().splitlines()
-    assert lines == ["time,latency_ms", "1700000000.000,10.000", "1700000000.000,30.000",
-                     "1700000000.000,20.000"]
+
+
+def test_latency_file_writes_each_published_sample(tmp_path: Path) -> None:
+    """--latency-file is a front end: it reads LatencyMeasured from its subscription and
+    flushes a CSV line per sample, until SessionEnded."""
+    csv_path = tmp_path / "lat.csv"
+
+    async def scenario() -> None:
+        bus = EventBus()
+        events = bus.subscribe(*LatencyFile.kinds)
+        task = asyncio.ensure_future(LatencyFile(csv_path).run(None, events))  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        for ms in (10.0, 30.5):
+            bus.publish(LatencyMeasured(1.7e9, ms))
+            bus.publish(DisplayMarked(0))  # not for this front end
+        await asyncio.sleep(0.01)
+        assert csv_path.read_text().splitlines()[-1] == "1700000000.000,30.500"  # flushed
+        bus.publish(SessionEnded("done", "", 0))
+        await asyncio.wait_for(task, 2)
+
+    asyncio.run(scenario())
+    assert csv_path.read_text().splitlines() == [
+        "time,latency_ms", "1700000000.000,10.000", "1700000000.000,30.500"]
 
 
 def test_latency_timeout_and_empty_summary() -> None:
@@ -235,18 +262,3 @@ def test_latency_timeout_and_empty_summary() -> None:
     lat.display_updated()  # too late to be this key's answer
     s = lat.summary()
     assert s["count"] == 1 and s["unanswered"] == 2 and s["min_ms"] == 50.0
-
-
-def test_failing_observer_is_contained() -> None:
-    lat = LatencyTracker()
-
-    def boom(sample: LatencySample) -> None:
-        raise RuntimeError("observer bug")
-
-    got: list[LatencySample] = []
-    lat.add_observer(boom)
-    lat.add_observer(got.append)
-    lat.key_sent()
-    lat.display_updated()
-    assert len(got) == 1
-    lat.remove_observer(boom)

@@ -24,13 +24,14 @@ from collections import Counter, deque
 from collections.abc import Callable
 
 from ryll.channels.events import (
-    AgentCapsReceived,
-    AgentClipboardData,
     AgentClipboardGrabbed,
     AgentClipboardReleased,
     AgentConnected,
     AgentDisconnected,
+    AgentReady,
     AgentReplied,
+    ClipboardChanged,
+    ClipboardSent,
     Event,
 )
 from ryll.errors import RyllError
@@ -184,11 +185,6 @@ class AgentCore:
         self.queue(va.AgentMsg.CLIPBOARD_GRAB,
                    va.build_clipboard_grab([va.ClipboardType.UTF8_TEXT], prefix))
 
-    def release_clipboard(self, selection: int = va.Selection.CLIPBOARD) -> None:
-        if self.client_clipboard.pop(selection, None) is not None and self.connected:
-            self.queue(va.AgentMsg.CLIPBOARD_RELEASE,
-                       va.build_clipboard_release(self._selection_prefix(selection)))
-
     def guest_offers_text(self, selection: int = va.Selection.CLIPBOARD) -> bool:
         return va.ClipboardType.UTF8_TEXT in self.guest_grabs.get(selection, ())
 
@@ -275,7 +271,7 @@ class AgentCore:
             self.log.info("main: agent capabilities: %s", " ".join(va.cap_names(ann.caps)))
             if ann.request:
                 self._announce(request=False)
-            self._emit(AgentCapsReceived(ann.caps))
+            self._emit(AgentReady(ann.caps))
             self._maybe_send_resolution()
         elif t == va.AgentMsg.CLIPBOARD_GRAB:
             selection, types = va.parse_clipboard_grab(msg.data, self.with_selection)
@@ -293,6 +289,7 @@ class AgentCore:
             if ours is not None and clip_type == va.ClipboardType.UTF8_TEXT:
                 self.queue(va.AgentMsg.CLIPBOARD,
                            va.build_clipboard(clip_type, ours.encode("utf-8"), prefix))
+                self._emit(ClipboardSent(selection, len(ours)))
             else:
                 self.queue(va.AgentMsg.CLIPBOARD,
                            va.build_clipboard(va.ClipboardType.NONE, b"", prefix))
@@ -302,7 +299,7 @@ class AgentCore:
             if clip_type == va.ClipboardType.UTF8_TEXT:
                 text = va.decode_text(payload)
                 self.guest_text[selection] = text
-            self._emit(AgentClipboardData(selection, clip_type, text))
+            self._emit(ClipboardChanged(selection, clip_type, text))
         elif t == va.AgentMsg.CLIPBOARD_RELEASE:
             selection = va.parse_clipboard_release(msg.data, self.with_selection)
             self.guest_grabs.pop(selection, None)

@@ -5,16 +5,26 @@ socket or the event loop. The base class owns what every SPICE channel shares (s
 ``spice_channel_handle_msg`` / ``spice_channel_recv_msg``): the ACK window, PING -> PONG,
 NOTIFY, DISCONNECTING, WAIT_FOR_CHANNELS, LIST sub-messages, MIGRATE (a named gap), per-message
 statistics, and the one fallback for an opcode nobody handles: the ``<channel>:hexdump:<opcode>``
-gap. Subclasses declare ``handlers``: opcode -> method, one branch per message.
+gap.
+
+Each channel declares one table, ``routes``: opcode -> :class:`Route`, the single list of what
+it does with every message it can receive: parse it and hand the result to a handler, name it
+as a gap (read, not acted on yet), or ignore it on purpose with the reason. A test walks every
+opcode of ``protocol/constants.py`` against these tables, and docs/ARCHITECTURE.md's message
+table is generated from them.
+
+Sans-IO: no sockets, no locks, no clocks. The time is passed in with each message
+(``handle(message, now)``, as aioquic's ``now``); what the channel wants to send is collected
+for ``data_to_send()``; what happened comes back as events.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, ClassVar
 
 from ryll.channels.context import ChannelContext
@@ -25,8 +35,39 @@ from ryll.protocol.framing import Message, MessageFramer, MessageWriter, split_s
 from ryll.protocol.messages import base as msgs
 from ryll.protocol.names import Direction, channel_name, message_name
 
-# A handler is an unbound method of a Channel subclass (or a lambda taking the channel).
-Handler = Callable[[Any, bytes], None]
+# A handler is an unbound method of a Channel subclass, called with what its parser returned.
+Handler = Callable[[Any, Any], None]
+Parser = Callable[[bytes], Any]
+
+
+class RouteKind(Enum):
+    HANDLED = "handled"  # parsed and acted on
+    GAP = "gap"  # read and named as <channel>:unimpl:<name> until its issue lands
+    IGNORED = "ignored"  # read and dropped on purpose; ``reason`` says why
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One row of a channel's message table."""
+
+    kind: RouteKind
+    parse: Parser | None = None  # None: the handler takes the raw body
+    handler: Handler | None = None
+    reason: str = ""
+
+
+def handled(parse: Parser | None, handler: Handler) -> Route:
+    return Route(RouteKind.HANDLED, parse, handler)
+
+
+def gap(reason: str) -> Route:
+    """A message ryll reads but does not act on yet: ``<channel>:unimpl:<name>``."""
+    return Route(RouteKind.GAP, reason=reason)
+
+
+def ignored(reason: str) -> Route:
+    """A message ryll deliberately does nothing with (and says why)."""
+    return Route(RouteKind.IGNORED, reason=reason)
 
 
 @dataclass
@@ -60,10 +101,10 @@ _NOTIFY_LEVELS = {
 
 class Channel:
     """One channel connection's protocol state. Subclasses set ``channel_type`` and
-    ``handlers`` and may override ``start`` to queue their first messages."""
+    ``routes`` and may override ``start`` to queue their first messages."""
 
     channel_type: ClassVar[int]
-    handlers: ClassVar[dict[int, Handler]] = {}
+    routes: ClassVar[dict[int, Route]] = {}
     # Capabilities this handler implements; the session advertises exactly these.
     channel_caps: ClassVar[tuple[int, ...]] = ()
 
@@ -75,14 +116,11 @@ class Channel:
         self._framer = MessageFramer(mini_header)
         self._writer = MessageWriter(mini_header)
         self._out: list[bytes] = []
-        # Messages are queued by the channel's own handling (which may run in a worker thread
-        # for big messages) and by callers on the event loop (a key press, an agent message);
-        # the lock keeps serial numbers, queue order and the hand-over to the writer whole.
-        self._out_lock = threading.Lock()
-        # Held while a message is handled (on the event loop or in a worker thread); readers
-        # in other threads (a screenshot) take it to see state between messages only.
-        self.lock = threading.RLock()
         self._events: list[Event] = []
+        # The time the current message is handled at (seconds, monotonic; from handle()), and
+        # its body (for the hexdump of a gap a handler finds).
+        self.now = 0.0
+        self.body = b""
         self.stats = ChannelStats()
         self.ack_window = 0
         self._ack_count = 0
@@ -103,13 +141,10 @@ class Channel:
         self.stats.bytes_in += len(data)
         return self._framer.feed(data)
 
-    def handle(self, message: Message) -> list[Event]:
-        """Handle one framed message: its sub-messages first, then the ACK window, then the
-        message itself (the order of spice-gtk's spice_channel_recv_msg)."""
-        with self.lock:
-            return self._handle(message)
-
-    def _handle(self, message: Message) -> list[Event]:
+    def handle(self, message: Message, now: float = 0.0) -> list[Event]:
+        """Handle one framed message at time ``now``: its sub-messages first, then the ACK
+        window, then the message itself (the order of spice-gtk's spice_channel_recv_msg)."""
+        self.now = now
         self.stats.messages_in += 1
         if self.ctx.tap is not None:
             self.ctx.tap(self.channel_type, self.channel_id, "in", message.type, message.body)
@@ -134,25 +169,32 @@ class Channel:
         events, self._events = self._events, []
         return events
 
-    def receive_data(self, data: bytes) -> list[Event]:
+    def receive_data(self, data: bytes, now: float = 0.0) -> list[Event]:
         """Feed and handle in one call (tests, and callers that need no per-message pacing)."""
         events: list[Event] = []
         for message in self.feed(data):
-            events.extend(self.handle(message))
+            events.extend(self.handle(message, now))
         return events
+
+    def take_events(self) -> list[Event]:
+        """Events emitted outside ``handle`` (by ``wait_over``, ``resume``, ``expire``)."""
+        events, self._events = self._events, []
+        return events
+
+    def wait_over(self) -> None:
+        """The session's word that a WaitRequested this channel emitted is over (it waited, or
+        gave up). Channels that had something to do after the wait do it here."""
 
     def send(self, opcode: int, body: bytes = b"") -> None:
         if self.ctx.tap is not None:
             self.ctx.tap(self.channel_type, self.channel_id, "out", opcode, body)
-        with self._out_lock:
-            data = self._writer.build(opcode, body)
-            self._out.append(data)
-            self.stats.messages_out += 1
-            self.stats.bytes_out += len(data)
+        data = self._writer.build(opcode, body)
+        self._out.append(data)
+        self.stats.messages_out += 1
+        self.stats.bytes_out += len(data)
 
     def data_to_send(self) -> bytes:
-        with self._out_lock:
-            out, self._out = self._out, []
+        out, self._out = self._out, []
         return b"".join(out)
 
     def emit(self, event: Event) -> None:
@@ -166,21 +208,35 @@ class Channel:
     def _dispatch(self, message: Message) -> None:
         name = self.message_name(message.type)
         self.stats.by_message[name] += 1
-        handler = _BASE_HANDLERS.get(message.type) if message.type <= BASE_LAST else None
-        if handler is None:
-            handler = self.handlers.get(message.type)
-        if handler is None:
+        route = self.route(message.type)
+        if route is None:
             self.ctx.gaps.unknown_message(self.name, message.type, message.body, self.state())
             return
         self.log.debug("%s %s (%d bytes)", self.name, name, len(message.body))
+        if route.kind is RouteKind.GAP:
+            self.unimplemented(message.type, message.body)
+            return
+        if route.kind is RouteKind.IGNORED or route.handler is None:
+            return
+        self.body = message.body
         try:
-            handler(self, message.body)
+            parsed = message.body if route.parse is None else route.parse(message.body)
+            route.handler(self, parsed)
         except ProtocolError as exc:
             # A malformed message is a named gap on this channel; the channel and the session
             # carry on, since the framing (and so the next message) is intact.
             self.ctx.gaps.register(
                 f"{self.name}:malformed:{name}", str(exc), message.body, self.state()
             )
+
+    @classmethod
+    def route(cls, opcode: int) -> Route | None:
+        """The table row for ``opcode``: the base messages' rows, then this channel's."""
+        if opcode <= BASE_LAST:
+            base = BASE_ROUTES.get(opcode)
+            if base is not None:
+                return base
+        return cls.routes.get(opcode)
 
     def unimplemented(self, opcode: int, body: bytes) -> None:
         """A message ryll reads but does not act on yet: one named gap per message kind."""
@@ -202,47 +258,40 @@ class Channel:
 
     # --- base messages --------------------------------------------------------------------
 
-    def _on_set_ack(self, body: bytes) -> None:
-        ack = msgs.parse_set_ack(body)
+    def _on_set_ack(self, ack: msgs.SetAck) -> None:
         self.ack_generation = ack.generation
         self.ack_window = self._ack_count = ack.window
         self.send(BaseClient.ACK_SYNC, msgs.build_ack_sync(ack.generation))
 
-    def _on_ping(self, body: bytes) -> None:
-        ping = msgs.parse_ping(body)
+    def _on_ping(self, ping: msgs.Ping) -> None:
         self.send(BaseClient.PONG, msgs.build_pong(ping))
         self.stats.pings += 1
 
-    def _on_notify(self, body: bytes) -> None:
-        note = msgs.parse_notify(body)
+    def _on_notify(self, note: msgs.Notify) -> None:
         level = _NOTIFY_LEVELS.get(note.severity, logging.WARNING)  # type: ignore[call-overload]
         severity = {0: "info", 1: "warn", 2: "error"}.get(note.severity, str(note.severity))
         self.log.log(level, "%s: server notify (%s): %s", self.name, severity, note.text)
 
-    def _on_disconnecting(self, body: bytes) -> None:
-        msg = msgs.parse_disconnecting(body)
+    def _on_disconnecting(self, msg: msgs.Disconnecting) -> None:
         self.disconnect_reason = msg.reason
         self.log.info("%s: server is disconnecting (reason %d)", self.name, msg.reason)
-        self.emit(ServerDisconnecting(msg.reason))
+        self.emit(ServerDisconnecting(self.channel_type, self.channel_id, msg.reason))
 
-    def _on_wait_for_channels(self, body: bytes) -> None:
-        wait = msgs.parse_wait_for_channels(body)
+    def _on_wait_for_channels(self, wait: msgs.WaitForChannels) -> None:
         if wait.channels:
-            self.emit(WaitRequested(wait.channels))
-
-    def _on_migrate(self, body: bytes) -> None:
-        self.unimplemented(BaseServer.MIGRATE, body)
-
-    def _on_migrate_data(self, body: bytes) -> None:
-        self.unimplemented(BaseServer.MIGRATE_DATA, body)
+            self.emit(WaitRequested(self.channel_type, self.channel_id, wait.channels))
 
 
-_BASE_HANDLERS: dict[int, Handler] = {
-    BaseServer.SET_ACK: Channel._on_set_ack,
-    BaseServer.PING: Channel._on_ping,
-    BaseServer.NOTIFY: Channel._on_notify,
-    BaseServer.DISCONNECTING: Channel._on_disconnecting,
-    BaseServer.WAIT_FOR_CHANNELS: Channel._on_wait_for_channels,
-    BaseServer.MIGRATE: Channel._on_migrate,
-    BaseServer.MIGRATE_DATA: Channel._on_migrate_data,
+_MIGRATION = "seamless migration is not implemented (spice-gtk's spice_channel_handle_migrate)"
+
+BASE_ROUTES: dict[int, Route] = {
+    BaseServer.SET_ACK: handled(msgs.parse_set_ack, Channel._on_set_ack),
+    BaseServer.PING: handled(msgs.parse_ping, Channel._on_ping),
+    BaseServer.NOTIFY: handled(msgs.parse_notify, Channel._on_notify),
+    BaseServer.DISCONNECTING: handled(msgs.parse_disconnecting, Channel._on_disconnecting),
+    BaseServer.WAIT_FOR_CHANNELS: handled(msgs.parse_wait_for_channels,
+                                          Channel._on_wait_for_channels),
+    BaseServer.MIGRATE: gap(_MIGRATION),
+    BaseServer.MIGRATE_DATA: gap(_MIGRATION),
+    BaseServer.LIST: ignored("a container: handle() splits it and dispatches each sub-message"),
 }

@@ -1,9 +1,8 @@
 """What every channel handler of one session shares: the gap registry, the session state the
-main channel learns, the options, and a clock. Injected, so handlers stay sans-IO and testable."""
+main channel learns, and the options. Injected, so handlers stay sans-IO and testable."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,8 +41,6 @@ class SessionState:
     ram_hint: int = 0
     supported_mouse_modes: int = 0
     current_mouse_mode: int = 0
-    agent_connected: bool = False
-    agent_tokens: int = 0
     name: str | None = None
     uuid: uuid.UUID | None = None
     # The server's multimedia clock: value from INIT / MULTI_MEDIA_TIME and our monotonic time
@@ -68,8 +65,6 @@ class SessionState:
             "ram_hint": self.ram_hint,
             "supported_mouse_modes": self.supported_mouse_modes,
             "current_mouse_mode": self.current_mouse_mode,
-            "agent_connected": self.agent_connected,
-            "agent_tokens": self.agent_tokens,
             "mm_time": self.mm_time,
         }
 
@@ -88,4 +83,3 @@ class ChannelContext:
     display_shared: DisplayShared = field(
         default_factory=lambda: DisplayShared(decoders=dict(DECODERS))
     )
-    clock: Callable[[], float] = time.monotonic

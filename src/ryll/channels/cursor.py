@@ -18,8 +18,9 @@ Rules, from spice-gtk and spice-server:
 
 from __future__ import annotations
 
-from ryll.channels.base import Channel
+from ryll.channels.base import Channel, handled
 from ryll.channels.context import ChannelContext
+from ryll.channels.events import CursorChanged
 from ryll.protocol.constants import ChannelType, CursorFlags, CursorServer
 from ryll.protocol.messages import cursor as msgs
 from ryll.render.cursor import CursorCache, CursorDecodeError, CursorImage, cursor_type_name
@@ -75,38 +76,54 @@ class CursorChannel(Channel):
 
     # --- handlers -------------------------------------------------------------------------
 
-    def _on_init(self, body: bytes) -> None:
-        init = msgs.parse_init(body)
+    def _changed(self, before: tuple[int, int, bool, CursorImage | None]) -> None:
+        """Emit CursorChanged when position, visibility or shape differ from ``before``."""
+        if before != (self.x, self.y, self.visible, self.shape):
+            self.emit(CursorChanged(self.channel_id, self.x, self.y, self.visible, self.shape,
+                                    self.shape is not before[3]))
+
+    def _before(self) -> tuple[int, int, bool, CursorImage | None]:
+        return self.x, self.y, self.visible, self.shape
+
+    def _on_init(self, init: msgs.CursorInit) -> None:
+        before = self._before()
         self.cache.clear()
         self.x, self.y = init.x, init.y
         self.trail = (init.trail_length, init.trail_frequency)
-        self.shape = self._decode(init.cursor, body)
+        self.shape = self._decode(init.cursor, self.body)
         self.visible = bool(init.visible) and self.shape is not None
+        self._changed(before)
 
-    def _on_set(self, body: bytes) -> None:
-        cur = msgs.parse_set(body)
+    def _on_set(self, cur: msgs.CursorSet) -> None:
+        before = self._before()
         self.x, self.y = cur.x, cur.y
-        self.shape = self._decode(cur.cursor, body)
+        self.shape = self._decode(cur.cursor, self.body)
         self.visible = bool(cur.visible) and self.shape is not None
+        self._changed(before)
 
-    def _on_move(self, body: bytes) -> None:
-        self.x, self.y = msgs.parse_move(body)
+    def _on_move(self, pos: tuple[int, int]) -> None:
+        before = self._before()
+        self.x, self.y = pos
         self.visible = self.shape is not None
+        self._changed(before)
 
     def _on_hide(self, body: bytes) -> None:
+        before = self._before()
         self.visible = False
+        self._changed(before)
 
     def _on_reset(self, body: bytes) -> None:
+        before = self._before()
         self.cache.clear()
         self.visible = False
         self.shape = None
+        self._changed(before)
 
-    def _on_trail(self, body: bytes) -> None:
-        t = msgs.parse_trail(body)
+    def _on_trail(self, t: msgs.CursorTrail) -> None:
         self.trail = (t.length, t.frequency)
 
-    def _on_inval_one(self, body: bytes) -> None:
-        self.cache.remove(msgs.parse_inval_one(body))
+    def _on_inval_one(self, unique: int) -> None:
+        self.cache.remove(unique)
 
     def _on_inval_all(self, body: bytes) -> None:
         self.cache.clear()
@@ -133,13 +150,14 @@ class CursorChannel(Channel):
         return data
 
 
-CursorChannel.handlers = {
-    CursorServer.INIT: CursorChannel._on_init,
-    CursorServer.SET: CursorChannel._on_set,
-    CursorServer.MOVE: CursorChannel._on_move,
-    CursorServer.HIDE: CursorChannel._on_hide,
-    CursorServer.RESET: CursorChannel._on_reset,
-    CursorServer.TRAIL: CursorChannel._on_trail,
-    CursorServer.INVAL_ONE: CursorChannel._on_inval_one,
-    CursorServer.INVAL_ALL: CursorChannel._on_inval_all,
+_C = CursorChannel
+CursorChannel.routes = {
+    CursorServer.INIT: handled(msgs.parse_init, _C._on_init),
+    CursorServer.SET: handled(msgs.parse_set, _C._on_set),
+    CursorServer.MOVE: handled(msgs.parse_move, _C._on_move),
+    CursorServer.HIDE: handled(None, _C._on_hide),
+    CursorServer.RESET: handled(None, _C._on_reset),
+    CursorServer.TRAIL: handled(msgs.parse_trail, _C._on_trail),
+    CursorServer.INVAL_ONE: handled(msgs.parse_inval_one, _C._on_inval_one),
+    CursorServer.INVAL_ALL: handled(None, _C._on_inval_all),
 }

@@ -1,17 +1,70 @@
-"""Events channel handlers emit for the session and front ends. Plain frozen dataclasses."""
+"""Events: the one way a session tells anything what happened.
+
+Every event is a frozen, data-only dataclass (no callables, nothing to call back into), so an
+event can be queued, copied to several subscribers, logged or serialised without touching the
+session. Channel handlers emit them (``Channel.emit``); the session publishes every one to
+each ``session.events()`` subscriber, with its own (gaps, latency, paste, linked and closed
+channels, the end), and acts on the few that are requests to it (``SessionRequest``: link the
+listed channels, wait for other channels, resume a parked message).
+
+The public name of this module is ``ryll.events``.
+
+Events a front end sees carry the ids it needs to tell displays apart (``channel_id`` is the
+display channel's id: one per monitor with spice-server's one-channel-per-head QXL setup).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ryll.protocol.messages.base import WaitChannel
+from ryll.protocol.messages.draw import Rect
 from ryll.protocol.messages.main import ChannelId
+from ryll.render.cursor import CursorImage
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Base of channel events."""
+    """Base of every event."""
+
+
+# --- requests to the session (acted on by the session, then published like the rest) ------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRequest(Event):
+    """An event the session must act on before the channel's next message."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelsListed(SessionRequest):
+    channels: tuple[ChannelId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WaitRequested(SessionRequest):
+    """WAIT_FOR_CHANNELS (or INVAL_ALL_PIXMAPS' wait): do not handle this channel's next message
+    until each listed channel has received the given message serial (spice-gtk
+    ``spice_channel_handle_wait_for_channels``); then call ``channel.wait_over()``."""
+
+    channel_type: int
+    channel_id: int
+    channels: tuple[WaitChannel, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeParked(SessionRequest):
+    """A display message waits for GLZ image ``image_id``, which another display channel has
+    not delivered yet (spice-gtk blocks the channel's coroutine on the same condition,
+    decode-glz.c ``glz_decoder_window_bits``). The channel holds the message; the session
+    calls ``channel.resume(now)`` once the image is in the shared dictionary, or
+    ``channel.expire(now)`` when the wait runs out, before the channel's next message."""
+
+    channel_id: int
+    image_id: int
+
+
+# --- session lifecycle -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,37 +73,60 @@ class SessionInitialized(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelsListed(Event):
-    channels: tuple[ChannelId, ...]
+class ChannelLinked(Event):
+    channel_type: int
+    channel_id: int
+    name: str
+    tls: bool
 
 
 @dataclass(frozen=True, slots=True)
-class WaitRequested(Event):
-    """WAIT_FOR_CHANNELS: do not handle this channel's next message until each listed channel
-    has received the given message serial (spice-gtk ``spice_channel_handle_wait_for_channels``)."""
-
-    channels: tuple[WaitChannel, ...]
-    # What to do once the wait is over (INVAL_ALL_PIXMAPS clears the image cache then).
-    then: Callable[[], None] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DecodeDeferred(Event):
-    """A message whose decode must wait for another channel (a GLZ image referring to one not
-    delivered yet) was handled on a thread that must not block: call ``run`` in a worker
-    thread under ``ryll.render.images.allow_waiting`` before this channel's next message; it
-    handles the message again and returns the events that produced."""
-
-    run: Callable[[], list[Event]]
+class ChannelClosed(Event):
+    channel_type: int
+    channel_id: int
+    name: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class ServerDisconnecting(Event):
+    channel_type: int
+    channel_id: int
     reason: int
 
 
 @dataclass(frozen=True, slots=True)
+class SessionEnded(Event):
+    """The last event of every session: why it ended and the exit code the CLI uses."""
+
+    reason: str  # "stopped", "server_closed", "error"
+    message: str
+    exit_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventsDropped(Event):
+    """This subscriber fell behind and ``count`` events were dropped for it (the session never
+    waits for a subscriber)."""
+
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class GapOpened(Event):
+    """A gap key seen for the first time (later occurrences are counted in the snapshot)."""
+
+    key: str
+    detail: str
+    hexdump: str | None
+
+
+# --- display ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
 class SurfaceCreated(Event):
+    channel_id: int
     surface_id: int
     width: int
     height: int
@@ -60,15 +136,99 @@ class SurfaceCreated(Event):
 
 @dataclass(frozen=True, slots=True)
 class SurfaceDestroyed(Event):
+    channel_id: int
     surface_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class DisplayUpdated(Event):
+    """Pixels of a surface changed: ``rect`` holds every pixel one display message changed
+    (the union of its draws on that surface)."""
+
+    channel_id: int
+    surface_id: int
+    rect: Rect
 
 
 @dataclass(frozen=True, slots=True)
 class DisplayMarked(Event):
     """MARK: the server finished drawing the initial picture of the primary surface."""
 
+    channel_id: int
 
-# --- the guest agent (channels/agent.py) ------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class DisplayReset(Event):
+    """RESET: the primary surface's contents are void until the server draws again."""
+
+    channel_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorsChanged(Event):
+    channel_id: int
+    # (id, surface_id, x, y, width, height) per head
+    heads: tuple[tuple[int, int, int, int, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCreated(Event):
+    channel_id: int
+    stream_id: int
+    codec: str
+    surface_id: int
+    dest: Rect
+    supported: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDestroyed(Event):
+    channel_id: int
+    stream_id: int
+
+
+# --- cursor and mouse ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CursorChanged(Event):
+    """The pointer the server draws: hotspot position, visibility and shape (a
+    ``render.cursor.CursorImage`` or None). ``shape_changed`` says whether ``shape`` is new."""
+
+    channel_id: int
+    x: int
+    y: int
+    visible: bool
+    shape: CursorImage | None
+    shape_changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MouseModeChanged(Event):
+    mode: int  # SpiceMouseMode: 1 server, 2 client
+    supported: int
+
+
+# --- input -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyMeasured(Event):
+    """Input-to-display latency: a key sent, then the first display update after it."""
+
+    at: float  # wall-clock time of the display update
+    latency_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class PasteCompleted(Event):
+    """Typing a text finished (``type_text``, ``--paste-text``, the control socket)."""
+
+    characters: int
+    elapsed_ms: float
+
+
+# --- the guest agent (channels/agent.py) -----------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +237,15 @@ class AgentConnected(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class AgentDisconnected(Event):
-    error: int = 0
+class AgentReady(Event):
+    """The agent announced its capabilities (VD_AGENT_CAP_* numbers): it can be used now."""
+
+    caps: frozenset[int]
 
 
 @dataclass(frozen=True, slots=True)
-class AgentCapsReceived(Event):
-    caps: frozenset[int]
+class AgentDisconnected(Event):
+    error: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +255,21 @@ class AgentClipboardGrabbed(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class AgentClipboardData(Event):
+class ClipboardChanged(Event):
     """Clipboard data from the guest; ``text`` is None when it sent none (type NONE)."""
 
     selection: int
     type: int
     text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClipboardSent(Event):
+    """The guest asked for the clipboard ryll holds (``set_clipboard``) and was sent it: the
+    guest pasted. ``characters`` of text, not the text itself."""
+
+    selection: int
+    characters: int
 
 
 @dataclass(frozen=True, slots=True)

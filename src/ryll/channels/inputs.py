@@ -17,7 +17,9 @@ What goes out follows spice-gtk ``channel-inputs.c``:
 
 from __future__ import annotations
 
-from ryll.channels.base import Channel
+from collections.abc import Callable
+
+from ryll.channels.base import Channel, handled
 from ryll.channels.context import ChannelContext
 from ryll.protocol.constants import (
     INPUT_MOTION_ACK_BUNCH,
@@ -72,11 +74,9 @@ class InputsChannel(Channel):
 
     # --- server messages ------------------------------------------------------------------
 
-    def _on_init(self, body: bytes) -> None:
-        self.modifiers = msgs.parse_modifiers(body, "inputs init")
-
-    def _on_key_modifiers(self, body: bytes) -> None:
-        self.modifiers = msgs.parse_modifiers(body, "key_modifiers")
+    def _on_modifiers(self, modifiers: int) -> None:
+        """INIT and KEY_MODIFIERS: the guest's keyboard lock state."""
+        self.modifiers = modifiers
 
     def _on_mouse_motion_ack(self, body: bytes) -> None:
         self.motion_acks += 1
@@ -183,8 +183,17 @@ def _mask(button: int) -> int:
     return int(BUTTON_MASKS.get(MouseButton(button), 0))
 
 
-InputsChannel.handlers = {
-    InputsServer.INIT: InputsChannel._on_init,
-    InputsServer.KEY_MODIFIERS: InputsChannel._on_key_modifiers,
-    InputsServer.MOUSE_MOTION_ACK: InputsChannel._on_mouse_motion_ack,
+def _modifiers(what: str) -> Callable[[bytes], int]:
+    def parse(body: bytes) -> int:
+        return msgs.parse_modifiers(body, what)
+
+    parse.__name__ = f"parse_{what.replace(' ', '_')}"
+    return parse
+
+
+InputsChannel.routes = {
+    InputsServer.INIT: handled(_modifiers("inputs init"), InputsChannel._on_modifiers),
+    InputsServer.KEY_MODIFIERS: handled(_modifiers("key_modifiers"),
+                                        InputsChannel._on_modifiers),
+    InputsServer.MOUSE_MOTION_ACK: handled(None, InputsChannel._on_mouse_motion_ack),
 }

@@ -7,10 +7,13 @@ into one connection per supported channel.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+
 from ryll.channels.agent import AgentCore
-from ryll.channels.base import Channel, Handler
+from ryll.channels.base import Channel, gap, handled
 from ryll.channels.context import ChannelContext
-from ryll.channels.events import ChannelsListed, SessionInitialized
+from ryll.channels.events import ChannelsListed, MouseModeChanged, SessionInitialized
 from ryll.protocol.constants import ChannelType, MainCap, MainClient, MainServer, MouseMode
 from ryll.protocol.messages import main as msgs
 
@@ -29,20 +32,19 @@ class MainChannel(Channel):
         self.requested_mouse_mode = MouseMode.CLIENT
         self.mouse_mode_requests = 0
 
-    def _on_init(self, body: bytes) -> None:
-        init = msgs.parse_init(body)
+    def _on_init(self, init: msgs.MainInit) -> None:
         st = self.ctx.state
         st.session_id = init.session_id
         st.display_channels_hint = init.display_channels_hint
         st.supported_mouse_modes = init.supported_mouse_modes
         st.current_mouse_mode = init.current_mouse_mode
-        st.agent_connected = bool(init.agent_connected)
-        st.agent_tokens = init.agent_tokens
         st.ram_hint = init.ram_hint
+        self.emit(SessionInitialized(init.session_id))  # first: everything below follows it
         self.agent.set_tokens(init.agent_tokens)
         if init.agent_connected:
             self.agent.start()  # spice-gtk main_handle_init: agent_start before ATTACH
         self._set_mm_time(init.multi_media_time)
+        self.emit(MouseModeChanged(init.current_mouse_mode, init.supported_mouse_modes))
         self._follow_mouse_mode(init.supported_mouse_modes, init.current_mouse_mode)
         self.log.info(
             "main: init session_id=%#x mouse_mode=%d agent=%s",
@@ -51,18 +53,16 @@ class MainChannel(Channel):
             "yes" if init.agent_connected else "no",
         )
         self.send(MainClient.ATTACH_CHANNELS)
-        self.emit(SessionInitialized(init.session_id))
 
-    def _on_channels_list(self, body: bytes) -> None:
-        lst = msgs.parse_channels_list(body)
+    def _on_channels_list(self, lst: msgs.ChannelsList) -> None:
         self.channels = lst.channels
         self.emit(ChannelsListed(lst.channels))
 
-    def _on_mouse_mode(self, body: bytes) -> None:
-        mode = msgs.parse_mouse_mode(body)
+    def _on_mouse_mode(self, mode: msgs.MouseModeMsg) -> None:
         self.ctx.state.supported_mouse_modes = mode.supported
         self.ctx.state.current_mouse_mode = mode.current
         self.log.info("main: mouse_mode current=%d supported=%d", mode.current, mode.supported)
+        self.emit(MouseModeChanged(mode.current, mode.supported))
         self._follow_mouse_mode(mode.supported, mode.current)
 
     def request_mouse_mode(self, mode: int) -> None:
@@ -81,40 +81,33 @@ class MainChannel(Channel):
 
     def _set_mm_time(self, value: int) -> None:
         self.ctx.state.mm_time = value
-        self.ctx.state.mm_time_at = self.ctx.clock()
+        self.ctx.state.mm_time_at = self.now
 
-    def _on_multi_media_time(self, body: bytes) -> None:
-        self._set_mm_time(msgs.parse_u32(body, "multi_media_time"))
+    def _on_multi_media_time(self, value: int) -> None:
+        self._set_mm_time(value)
 
     def _on_agent_connected(self, body: bytes) -> None:
-        self.ctx.state.agent_connected = True
         self.agent.start()
 
-    def _on_agent_connected_tokens(self, body: bytes) -> None:
-        self.ctx.state.agent_tokens = msgs.parse_u32(body, "agent_connected_tokens")
-        self.ctx.state.agent_connected = True
-        self.agent.start(self.ctx.state.agent_tokens)
+    def _on_agent_connected_tokens(self, tokens: int) -> None:
+        self.agent.start(tokens)
 
-    def _on_agent_disconnected(self, body: bytes) -> None:
-        error = msgs.parse_u32(body, "agent_disconnected")
-        self.ctx.state.agent_connected = False
+    def _on_agent_disconnected(self, error: int) -> None:
         self.agent.stop(error)
 
-    def _on_agent_token(self, body: bytes) -> None:
-        n = msgs.parse_u32(body, "agent_token")
-        self.ctx.state.agent_tokens += n
+    def _on_agent_token(self, n: int) -> None:
         self.agent.add_tokens(n)
 
     def _on_agent_data(self, body: bytes) -> None:
         self.agent.on_data(body)
 
-    def _on_name(self, body: bytes) -> None:
-        self.ctx.state.name = msgs.parse_name(body)
-        self.log.info("main: name %r", self.ctx.state.name)
+    def _on_name(self, name: str) -> None:
+        self.ctx.state.name = name
+        self.log.info("main: name %r", name)
 
-    def _on_uuid(self, body: bytes) -> None:
-        self.ctx.state.uuid = msgs.parse_uuid(body)
-        self.log.info("main: uuid %s", self.ctx.state.uuid)
+    def _on_uuid(self, value: uuid.UUID) -> None:
+        self.ctx.state.uuid = value
+        self.log.info("main: uuid %s", value)
 
     def state(self) -> dict[str, object]:
         data = super().state()
@@ -124,28 +117,35 @@ class MainChannel(Channel):
         return data
 
 
-def _unimpl(opcode: MainServer) -> Handler:
-    return lambda ch, body: ch.unimplemented(opcode, body)
+def _u32(what: str) -> Callable[[bytes], int]:
+    def parse(body: bytes) -> int:
+        return msgs.parse_u32(body, what)
+
+    parse.__name__ = f"parse_{what}"
+    return parse
 
 
-MainChannel.handlers = {
-    MainServer.INIT: MainChannel._on_init,
-    MainServer.CHANNELS_LIST: MainChannel._on_channels_list,
-    MainServer.MOUSE_MODE: MainChannel._on_mouse_mode,
-    MainServer.MULTI_MEDIA_TIME: MainChannel._on_multi_media_time,
-    MainServer.AGENT_CONNECTED: MainChannel._on_agent_connected,
-    MainServer.AGENT_CONNECTED_TOKENS: MainChannel._on_agent_connected_tokens,
-    MainServer.AGENT_DISCONNECTED: MainChannel._on_agent_disconnected,
-    MainServer.AGENT_TOKEN: MainChannel._on_agent_token,
-    MainServer.NAME: MainChannel._on_name,
-    MainServer.UUID: MainChannel._on_uuid,
-    MainServer.AGENT_DATA: MainChannel._on_agent_data,
-    # Migration is read and named, not acted on yet.
-    MainServer.MIGRATE_BEGIN: _unimpl(MainServer.MIGRATE_BEGIN),
-    MainServer.MIGRATE_CANCEL: _unimpl(MainServer.MIGRATE_CANCEL),
-    MainServer.MIGRATE_SWITCH_HOST: _unimpl(MainServer.MIGRATE_SWITCH_HOST),
-    MainServer.MIGRATE_END: _unimpl(MainServer.MIGRATE_END),
-    MainServer.MIGRATE_BEGIN_SEAMLESS: _unimpl(MainServer.MIGRATE_BEGIN_SEAMLESS),
-    MainServer.MIGRATE_DST_SEAMLESS_ACK: _unimpl(MainServer.MIGRATE_DST_SEAMLESS_ACK),
-    MainServer.MIGRATE_DST_SEAMLESS_NACK: _unimpl(MainServer.MIGRATE_DST_SEAMLESS_NACK),
+_MIGRATION = "seamless migration is not implemented (spice-gtk channel-main.c migrate_*)"
+_M = MainChannel
+MainChannel.routes = {
+    MainServer.INIT: handled(msgs.parse_init, _M._on_init),
+    MainServer.CHANNELS_LIST: handled(msgs.parse_channels_list, _M._on_channels_list),
+    MainServer.MOUSE_MODE: handled(msgs.parse_mouse_mode, _M._on_mouse_mode),
+    MainServer.MULTI_MEDIA_TIME: handled(_u32("multi_media_time"), _M._on_multi_media_time),
+    MainServer.AGENT_CONNECTED: handled(None, _M._on_agent_connected),
+    MainServer.AGENT_CONNECTED_TOKENS: handled(_u32("agent_connected_tokens"),
+                                               _M._on_agent_connected_tokens),
+    MainServer.AGENT_DISCONNECTED: handled(_u32("agent_disconnected"),
+                                           _M._on_agent_disconnected),
+    MainServer.AGENT_TOKEN: handled(_u32("agent_token"), _M._on_agent_token),
+    MainServer.NAME: handled(msgs.parse_name, _M._on_name),
+    MainServer.UUID: handled(msgs.parse_uuid, _M._on_uuid),
+    MainServer.AGENT_DATA: handled(None, _M._on_agent_data),
+    MainServer.MIGRATE_BEGIN: gap(_MIGRATION),
+    MainServer.MIGRATE_CANCEL: gap(_MIGRATION),
+    MainServer.MIGRATE_SWITCH_HOST: gap(_MIGRATION),
+    MainServer.MIGRATE_END: gap(_MIGRATION),
+    MainServer.MIGRATE_BEGIN_SEAMLESS: gap(_MIGRATION),
+    MainServer.MIGRATE_DST_SEAMLESS_ACK: gap(_MIGRATION),
+    MainServer.MIGRATE_DST_SEAMLESS_NACK: gap(_MIGRATION),
 }

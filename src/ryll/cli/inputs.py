@@ -8,6 +8,10 @@ import asyncio
 import logging
 from typing import TextIO
 
+from ryll.channels.events import ChannelLinked, DisplayMarked
+from ryll.protocol.constants import ChannelType
+from ryll.session.bus import EventStream
+from ryll.session.runner import FrontEnd
 from ryll.session.session import Session
 
 log = logging.getLogger("ryll.input")
@@ -16,31 +20,54 @@ log = logging.getLogger("ryll.input")
 CADENCE_INTERVAL_S = 2.0
 #: The cadence key: Space, as the Rust ryll (harmless at a shell prompt, redraws a text field).
 CADENCE_KEY = "space"
-_POLL_S = 0.05
 
 
-async def wait_input_ready(session: Session) -> None:
-    """Until the inputs channel is linked and a display channel has seen MARK."""
-    while not (session.input.ready and any(d.marks for d in session.display_channels())):
-        await asyncio.sleep(_POLL_S)
+async def wait_input_ready(session: Session, events: EventStream) -> bool:
+    """Read events until the inputs channel is linked and a display channel has seen MARK
+    (True), or the session ended (False)."""
+    inputs = session.input.ready
+    marked = any(d.marked for d in session.display_channels())
+    while not (inputs and marked):
+        try:
+            event = await events.get()
+        except StopAsyncIteration:
+            return False
+        if isinstance(event, ChannelLinked) and event.channel_type == ChannelType.INPUTS:
+            inputs = True
+        elif isinstance(event, DisplayMarked):
+            marked = True
+    return True
 
 
-async def paste_text(session: Session, text: str, char_delay_ms: float, out: TextIO) -> None:
-    await wait_input_ready(session)
+class Paste(FrontEnd):
+    name = "--paste-text"
+    kinds = (ChannelLinked, DisplayMarked)
 
-    def done(characters: int, elapsed_ms: float) -> None:
-        print(f"ryll: paste completed ({characters} characters in {elapsed_ms:.0f} ms)",
-              file=out, flush=True)
+    def __init__(self, text: str, char_delay_ms: float, out: TextIO) -> None:
+        self.text = text
+        self.char_delay_ms = char_delay_ms
+        self.out = out
 
-    session.input.paste_observers.append(done)
-    try:
-        await session.input.type_text(text, char_delay_ms)
-    finally:
-        session.input.paste_observers.remove(done)
+    async def run(self, session: Session, events: EventStream) -> None:
+        async with events:
+            if not await wait_input_ready(session, events):
+                return
+        done = await session.input.type_text(self.text, self.char_delay_ms)
+        print(f"ryll: paste completed ({done.characters} characters in "
+              f"{done.elapsed_ms:.0f} ms)", file=self.out, flush=True)
 
 
-async def cadence(session: Session, interval_s: float = CADENCE_INTERVAL_S) -> None:
-    await wait_input_ready(session)
-    while True:
-        await asyncio.sleep(interval_s)
-        await session.input.press_key(CADENCE_KEY)
+class Cadence(FrontEnd):
+    name = "--cadence"
+    kinds = (ChannelLinked, DisplayMarked)
+
+    def __init__(self, interval_s: float = CADENCE_INTERVAL_S) -> None:
+        self.interval_s = interval_s
+
+    async def run(self, session: Session, events: EventStream) -> None:
+        async with events:
+            if not await wait_input_ready(session, events):
+                return
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await session.input.press_key(CADENCE_KEY)

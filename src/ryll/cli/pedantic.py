@@ -2,11 +2,13 @@
 
 Each zip holds ``metadata.json`` (ryll version, platform, target, gap key, time, session uptime),
 ``hexdump.txt`` (the first 64 bytes of the message that opened the gap, when there was one) and
-``channel-state.json``. Capped per session so a noisy server cannot fill a disk.
+``channel-state.json``. Capped per session so a noisy server cannot fill a disk. A front end:
+it reads ``GapOpened`` events and writes each zip in a worker thread, off the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import platform
@@ -17,13 +19,37 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ryll import __version__
+from ryll.channels.events import GapOpened
 from ryll.gaps import Gap
+from ryll.session.bus import EventStream
+from ryll.session.runner import FrontEnd
+from ryll.session.session import Session
 
 log = logging.getLogger("ryll.pedantic")
 
 # The Rust ryll's cap: enough for every distinct gap a real session shows, bounded on disk.
 MAX_REPORTS = 50
 DEFAULT_DIR = Path("ryll-pedantic-reports")
+
+
+class Pedantic(FrontEnd):
+    """``--pedantic``: one zip per new gap key, from the session's GapOpened events."""
+
+    name = "--pedantic"
+    kinds = (GapOpened,)
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def run(self, session: Session, events: EventStream) -> None:
+        reporter = PedanticReporter(self.directory, session.target.describe(),
+                                    lambda: session.uptime)
+        async with events:
+            async for event in events:
+                if isinstance(event, GapOpened):
+                    gap = session.ctx.gaps.get(event.key)
+                    if gap is not None:
+                        await asyncio.to_thread(reporter, gap)
 
 
 class PedanticReporter:

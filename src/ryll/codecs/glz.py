@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import struct
 import sys
-import threading
 import zlib
 from dataclasses import dataclass
 
@@ -66,24 +65,14 @@ class GlzMissingReference(DecodeError):
 
     ``image_id``: the id needed. ``evicted``: True when that image was in the window and has
     been dropped (or is older than anything the server may still refer to): waiting will not
-    help. When False the image may still arrive on another display channel: wait until
-    ``dictionary.has(image_id)`` (or ``dictionary.wait_for``) and decode again.
+    help. When False the image may still arrive on another display channel: decode again
+    once ``dictionary.has(image_id)`` (the display channel parks the draw until then).
     """
 
     def __init__(self, message: str, image_id: int, evicted: bool) -> None:
         super().__init__(message, "missing_ref")
         self.image_id = image_id
         self.evicted = evicted
-
-
-class GlzWaitNeeded(Exception):
-    """Raised instead of GlzMissingReference where the caller must not block (the event loop
-    thread): the referenced image may still arrive on another display channel, so the message
-    is to be decoded again where waiting is allowed (``ryll.render.images.allow_waiting``)."""
-
-    def __init__(self, image_id: int) -> None:
-        super().__init__(f"glz: waiting for image {image_id} needs a worker thread")
-        self.image_id = image_id
 
 
 @dataclass(slots=True)
@@ -99,9 +88,10 @@ class GlzDictionary:
     Bounds: the server's own release points (each image's win_head_dist, applied as spice-gtk
     does from the newest image with no gap before it), ``window_pixels`` (the glz_window
     announced in display INIT) times WINDOW_OVERLAP_FACTOR, and ``max_bytes`` of pixel data.
-    Thread-safe: channels may decode in worker threads. The sorted id / pointer arrays the
-    compiled decoder reads are replaced, never changed in place, so a decode running without
-    the GIL keeps a consistent view (and keeps its images alive) while another adds or evicts.
+    Not thread-safe: the session runs every display decode of a session one at a time (on the
+    event loop or in its one render worker). The sorted id / pointer arrays the compiled
+    decoder reads are replaced, never changed in place, and a decode holds them (and so its
+    images) while it runs.
     """
 
     def __init__(self, window_pixels: int, max_bytes: int = 256 * 1024 * 1024) -> None:
@@ -110,7 +100,6 @@ class GlzDictionary:
         self.window_pixels = window_pixels
         self.max_bytes = max_bytes
         self._cap_pixels = min(window_pixels * WINDOW_OVERLAP_FACTOR, max_bytes // 4)
-        self._cond = threading.Condition()
         self._images: dict[int, _Entry] = {}
         self._total = 0  # pixels held
         self._tail_gap: int | None = None  # the lowest id not yet received, past the first
@@ -128,69 +117,51 @@ class GlzDictionary:
     # -- queries -------------------------------------------------------------------------------
 
     def has(self, image_id: int) -> bool:
-        with self._cond:
-            return image_id in self._images
+        return image_id in self._images
 
     def __contains__(self, image_id: int) -> bool:
         return self.has(image_id)
 
     def __len__(self) -> int:
-        with self._cond:
-            return len(self._images)
+        return len(self._images)
 
     @property
     def total_pixels(self) -> int:
-        with self._cond:
-            return self._total
+        return self._total
 
     @property
     def cap_pixels(self) -> int:
         return self._cap_pixels
 
     def ids(self) -> list[int]:
-        with self._cond:
-            return [int(i) for i in self._ids]
+        return [int(i) for i in self._ids]
 
     def is_evicted(self, image_id: int) -> bool:
         """True if the image can no longer arrive or be referred to: older than the window."""
-        with self._cond:
-            return image_id < self._released_below and image_id not in self._images
-
-    def wait_for(self, image_id: int, timeout: float | None = None) -> bool:
-        """Blocks until the image is in the dictionary (True) or it is evicted or the timeout
-        passes (False). For callers decoding in threads; an asyncio caller polls ``has``."""
-        with self._cond:
-            self._cond.wait_for(
-                lambda: image_id in self._images or image_id < self._released_below, timeout
-            )
-            return image_id in self._images
+        return image_id < self._released_below and image_id not in self._images
 
     def clear(self) -> None:
         """Forgets every image (a new dictionary after a reset or migration)."""
-        with self._cond:
-            self._images.clear()
-            self._total = 0
-            self._tail_gap = None
-            self._released_below = 0
-            self._reset_arrays()
-            self._cond.notify_all()
+        self._images.clear()
+        self._total = 0
+        self._tail_gap = None
+        self._released_below = 0
+        self._reset_arrays()
 
     # -- used by the decoder ---------------------------------------------------------------------
 
     def _refs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
         """Sorted ids, pixel pointers, sizes, alpha flags, and the pixel arrays themselves (the
         caller holds them while the compiled loop reads them)."""
-        with self._cond:
-            return self._ids, self._ptrs, self._npix, self._alpha, self._keep
+        return self._ids, self._ptrs, self._npix, self._alpha, self._keep
 
     def _buffer(self, npix: int) -> np.ndarray:
         """A pixel buffer for a new image: an evicted one of the same size if there is one
         (so a steady stream of same-sized images allocates nothing), else a new one."""
-        with self._cond:
-            for i, buf in enumerate(self._spare):
-                if buf.size == npix:
-                    del self._spare[i]
-                    return buf
+        for i, buf in enumerate(self._spare):
+            if buf.size == npix:
+                del self._spare[i]
+                return buf
         return np.empty(npix, dtype=np.uint32)
 
     def _recycle(self, bufs: list[np.ndarray]) -> None:
@@ -200,9 +171,8 @@ class GlzDictionary:
             buf = bufs.pop()
             # 2: ``buf`` and getrefcount's own argument
             if sys.getrefcount(buf) == 2 and buf.base is None:
-                with self._cond:
-                    if len(self._spare) < SPARE_BUFFERS:
-                        self._spare.append(buf)
+                if len(self._spare) < SPARE_BUFFERS:
+                    self._spare.append(buf)
             del buf
 
     def add(self, image_id: int, pixels: np.ndarray, alpha: bool, win_head_dist: int) -> None:
@@ -210,41 +180,39 @@ class GlzDictionary:
         (decode_glz calls this; tests and tools may too)."""
         if pixels.dtype != np.uint32 or pixels.ndim != 1 or not pixels.flags.c_contiguous:
             raise ValueError("pixels must be a contiguous 1-D uint32 array")
-        with self._cond:
-            evicted: list[np.ndarray] = []
-            if image_id in self._images:
-                evicted.append(self._remove_at(int(np.searchsorted(self._ids, image_id))))
-            pos = int(np.searchsorted(self._ids, np.uint64(image_id)))
-            self._ids = np.insert(self._ids, pos, np.uint64(image_id))
-            self._ptrs = np.insert(self._ptrs, pos, pixels.ctypes.data)
-            self._npix = np.insert(self._npix, pos, pixels.size)
-            self._alpha = np.insert(self._alpha, pos, 1 if alpha else 0)
-            keep = list(self._keep)
-            keep.insert(pos, pixels)
-            self._keep = keep
-            self._images[image_id] = _Entry(pixels, alpha, win_head_dist)
-            self._total += pixels.size
-            # glz_decoder_window_add: advance the gap-free tail.
-            if self._tail_gap is None:
-                self._tail_gap = image_id
-            while self._tail_gap in self._images:
-                self._tail_gap += 1
-            # decode(): release below the newest gap-free image's window head.
-            tail = self._images.get(self._tail_gap - 1)
-            if tail is not None and self._tail_gap - 1 >= tail.win_head_dist:
-                oldest = self._tail_gap - 1 - tail.win_head_dist
-                if oldest > self._released_below:
-                    self._released_below = oldest
-                    count = int(np.searchsorted(self._ids, np.uint64(oldest)))
-                    evicted += self._remove_oldest(count)
-            # our caps, oldest first
-            if self._total > self._cap_pixels:
-                over = self._total - self._cap_pixels
-                count = int(np.searchsorted(np.cumsum(self._npix), over)) + 1
-                released = int(self._ids[count - 1]) + 1
+        evicted: list[np.ndarray] = []
+        if image_id in self._images:
+            evicted.append(self._remove_at(int(np.searchsorted(self._ids, image_id))))
+        pos = int(np.searchsorted(self._ids, np.uint64(image_id)))
+        self._ids = np.insert(self._ids, pos, np.uint64(image_id))
+        self._ptrs = np.insert(self._ptrs, pos, pixels.ctypes.data)
+        self._npix = np.insert(self._npix, pos, pixels.size)
+        self._alpha = np.insert(self._alpha, pos, 1 if alpha else 0)
+        keep = list(self._keep)
+        keep.insert(pos, pixels)
+        self._keep = keep
+        self._images[image_id] = _Entry(pixels, alpha, win_head_dist)
+        self._total += pixels.size
+        # glz_decoder_window_add: advance the gap-free tail.
+        if self._tail_gap is None:
+            self._tail_gap = image_id
+        while self._tail_gap in self._images:
+            self._tail_gap += 1
+        # decode(): release below the newest gap-free image's window head.
+        tail = self._images.get(self._tail_gap - 1)
+        if tail is not None and self._tail_gap - 1 >= tail.win_head_dist:
+            oldest = self._tail_gap - 1 - tail.win_head_dist
+            if oldest > self._released_below:
+                self._released_below = oldest
+                count = int(np.searchsorted(self._ids, np.uint64(oldest)))
                 evicted += self._remove_oldest(count)
-                self._released_below = max(self._released_below, released)
-            self._cond.notify_all()
+        # our caps, oldest first
+        if self._total > self._cap_pixels:
+            over = self._total - self._cap_pixels
+            count = int(np.searchsorted(np.cumsum(self._npix), over)) + 1
+            released = int(self._ids[count - 1]) + 1
+            evicted += self._remove_oldest(count)
+            self._released_below = max(self._released_below, released)
         del pixels
         self._recycle(evicted)
 

@@ -15,16 +15,11 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ryll import __version__
 from ryll.channels.agent import AgentUnavailable
-from ryll.channels.cursor import CursorChannel
-from ryll.channels.display import DisplayChannel
 from ryll.control.protocol import ControlError, ErrorCode, Request
 from ryll.protocol.constants import ChannelType
 from ryll.session.input import InputController, InputUnavailable
-from ryll.session.screens import encode_png, grab, monitors
 from ryll.session.session import Session
 
 if TYPE_CHECKING:
@@ -88,19 +83,9 @@ class Commands:
 
     async def type(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
         controller = self._input()
-        text = args["text"]
-        result: dict[str, Any] = {}
-
-        def done(characters: int, elapsed_ms: float) -> None:
-            result.update(chars=characters, elapsed_ms=round(elapsed_ms, 1))
-
-        controller.paste_observers.append(done)
-        try:
-            with _bad_argument():
-                await controller.type_text(text, char_delay_ms=args["char_delay_ms"])
-        finally:
-            controller.paste_observers.remove(done)
-        return result
+        with _bad_argument():
+            done = await controller.type_text(args["text"], char_delay_ms=args["char_delay_ms"])
+        return {"chars": done.characters, "elapsed_ms": done.elapsed_ms}
 
     async def mouse_move(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
         controller = self._input()
@@ -132,29 +117,24 @@ class Commands:
         return {}
 
     async def screenshot(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
-        screens = monitors(self.session)
-        if not screens:
+        count = len(self.session.snapshot().monitors)
+        if not count:
             raise ControlError(ErrorCode.NO_CHANNEL, "no display surface yet")
         index = args["display"]
-        if index >= len(screens):
+        if index >= count:
             raise ControlError(ErrorCode.BAD_ARGUMENT,
-                               f"screenshot: no display {index} (displays: {len(screens)})")
-        monitor = screens[index]
-        surface = monitor.surface
-        # In a worker: the copy may wait for the display channel's current message.
-        pixels = await asyncio.to_thread(grab, monitor, args["cursor"])
+                               f"screenshot: no display {index} (displays: {count})")
+        grab = await self.session.grab(index, with_cursor=args["cursor"])
         fmt = args["format"]
         if fmt == "png":
-            data = await asyncio.to_thread(encode_png, pixels)
-        elif pixels.shape[2] == 4:
-            data = pixels.tobytes()
+            data = await asyncio.to_thread(grab.png)
         else:  # xRGB surfaces: raw RGBA with alpha 255
-            data = np.dstack([pixels, np.full(pixels.shape[:2], 255, np.uint8)]).tobytes()
+            data = grab.rgba().tobytes()
         return {
             "format": fmt,
             "display": index,
-            "width": surface.width,
-            "height": surface.height,
+            "width": grab.width,
+            "height": grab.height,
             "data": base64.b64encode(data).decode("ascii"),
         }
 
@@ -181,7 +161,7 @@ class Commands:
 
     async def subscribe(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
         client.subscriptions.update(args["events"])
-        self.server.events.subscriptions_changed(client.subscriptions)
+        self.server.events.wanted = set(client.subscriptions)
         return {"events": sorted(client.subscriptions)}
 
     async def unsubscribe(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
@@ -189,7 +169,7 @@ class Commands:
             client.subscriptions.clear()
         else:
             client.subscriptions.difference_update(args["events"])
-        self.server.events.subscriptions_changed(client.subscriptions)
+        self.server.events.wanted = set(client.subscriptions)
         return {"events": sorted(client.subscriptions)}
 
 
@@ -232,58 +212,42 @@ def _bad_argument() -> Iterator[None]:
 
 
 def _mouse_mode(session: Session) -> str:
-    mode = session.ctx.state.current_mouse_mode
-    return MOUSE_MODES.get(mode, str(mode))
+    return session.snapshot().mouse_mode
 
 
 def build_status(session: Session, server: ControlServer) -> dict[str, Any]:
+    snap = session.snapshot()
     ended = server.session_end or session.end
-    if ended is not None:
-        state = "ended"
-    elif session.channel(ChannelType.MAIN) is not None:
-        state = "connected"
-    else:
-        state = "connecting"
-    channels = []
-    for (_ctype, cid), info in sorted(session.channels.items()):
-        stats = info.channel.stats.as_dict()
-        stats.pop("by_message", None)
-        channels.append({"name": info.channel.name, "id": cid, "tls": info.tls, **stats})
-    displays = []
-    for index, monitor in enumerate(monitors(session)):
-        displays.append({"display": index, "channel_id": monitor.channel_id,
-                         **monitor.surface.as_dict()})
-    display_channels: list[DisplayChannel] = session.display_channels()
-    bytes_in, bytes_out = session.totals()
-    gaps = session.ctx.gaps.counts()
+    state = "ended" if ended is not None else snap.state
+    channels = [{"name": c.name, "id": c.id, "tls": c.tls, "messages_in": c.messages_in,
+                 "bytes_in": c.bytes_in, "messages_out": c.messages_out,
+                 "bytes_out": c.bytes_out, "pings_answered": c.pings_answered,
+                 "acks_sent": c.acks_sent} for c in snap.channels]
+    surfaces = {(s.channel_id, s.surface["surface_id"]): s.surface for s in snap.surfaces}
+    displays = [{"display": m.display, "channel_id": m.channel_id,
+                 **surfaces.get((m.channel_id, m.surface_id), {})} for m in snap.monitors]
+    cursor = dict(snap.cursor) if snap.cursor is not None else None
+    if cursor is not None:
+        cursor.pop("cache", None)
     return {
         "ryll": __version__,
         "session": {
             "state": state,
-            "target": session.target.describe(),
-            "uptime_s": round(session.uptime, 3),
-            "mouse_mode": _mouse_mode(session),
-            **session.ctx.state.as_dict(),
+            "target": snap.target,
+            "uptime_s": snap.uptime_s,
+            "mouse_mode": snap.mouse_mode,
+            **snap.session,
             "end": None if ended is None else {
                 "reason": ended.reason, "message": ended.message, "exit_code": ended.exit_code,
             },
         },
         "channels": channels,
-        "bytes_in": bytes_in,
-        "bytes_out": bytes_out,
+        "bytes_in": snap.bytes_in,
+        "bytes_out": snap.bytes_out,
         "displays": displays,
-        "marks": sum(d.marks for d in display_channels),
-        "cursor": _cursor_status(session),
-        "agent": session.agent.as_dict(),
-        "latency": session.latency.summary(),
-        "gaps": {"count": len(gaps), "keys": gaps},
+        "marks": snap.marks,
+        "cursor": cursor,
+        "agent": snap.agent,
+        "latency": snap.latency,
+        "gaps": {"count": len(snap.gaps), "keys": snap.gaps},
     }
-
-
-def _cursor_status(session: Session) -> dict[str, Any] | None:
-    cursor = session.channel(ChannelType.CURSOR)
-    if not isinstance(cursor, CursorChannel):
-        return None
-    state = cursor.cursor_state()
-    state.pop("cache", None)
-    return state

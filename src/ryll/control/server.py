@@ -21,7 +21,6 @@ import logging
 import os
 import socket
 import stat
-import threading
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,8 +29,10 @@ from typing import Any
 from ryll import __version__
 from ryll.control import protocol as proto
 from ryll.control.commands import Commands
-from ryll.control.events import EventSources
+from ryll.control.events import EventTranslator
 from ryll.errors import UsageError
+from ryll.session.bus import EventStream
+from ryll.session.runner import FrontEnd
 from ryll.session.session import Session, SessionEnd
 
 log = logging.getLogger("ryll.control")
@@ -53,43 +54,47 @@ LINGER_S = 1.0
 LINGER_BYTES = 16 << 20
 
 
-class ControlServer:
-    """``await start()``, later ``await stop()``. ``publish`` may be called from any thread."""
+class ControlServer(FrontEnd):
+    """A front end: ``start`` creates the socket, ``run`` turns the session's events into
+    control events, ``stop`` announces the end and removes the socket."""
 
-    def __init__(self, session: Session, path: Path | str) -> None:
-        self.session = session
+    name = "--control-socket"
+    kinds = ()  # every event: the client picks with subscribe
+
+    def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.commands = Commands(session, self)
-        self.events = EventSources(session, self.publish)
         self.session_end: SessionEnd | None = None
+        self.events = EventTranslator(self.publish)
         self._server: asyncio.AbstractServer | None = None
         self._sock_id: tuple[int, int] | None = None
         self._client: ControlClient | None = None
         self._client_tasks: set[asyncio.Task[None]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
         self.clients_served = 0
         self.clients_refused = 0
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, session: Session) -> None:
         """Create the socket and listen. UsageError if the path cannot be used."""
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
+        self.session = session
+        self.commands = Commands(session, self)
         sock = create_socket(self.path)
         st = os.stat(self.path)
         self._sock_id = (st.st_dev, st.st_ino)
         self._server = await asyncio.start_unix_server(self._on_connect, sock=sock)
-        self.events.attach()
         log.info("control socket listening on %s", self.path)
 
-    async def stop(self, end: SessionEnd | None = None) -> None:
+    async def run(self, session: Session, events: EventStream) -> None:
+        async with events:
+            async for event in events:
+                self.events.translate(event)
+
+    async def stop(self, session: Session | None = None, end: SessionEnd | None = None) -> None:
         """Close the client (after ``session_ended`` when ``end`` is given and was not
         announced yet), stop listening, remove the socket file."""
         if end is not None and self.session_end is None:
             self.session_ended(end)
-        self.events.detach()
+        self.events.close()
         if self._server is not None:
             self._server.close()
         client = self._client
@@ -127,25 +132,10 @@ class ControlServer:
     # --- events ---------------------------------------------------------------------------
 
     def publish(self, name: str, data: Mapping[str, Any]) -> None:
-        """Send event ``name`` to the client if it subscribed. Thread-safe: observers called
-        from a decode worker thread hop onto the loop."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        if threading.get_ident() != self._loop_thread:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self._publish, name, dict(data))
-            return
-        self._publish(name, data)
-
-    def _publish(self, name: str, data: Mapping[str, Any]) -> None:
+        """Send event ``name`` to the client if it subscribed (on the event loop)."""
         client = self._client
         if client is not None and name in client.subscriptions:
             client.push_event(name, data)
-
-    def wants(self, name: str) -> bool:
-        client = self._client
-        return client is not None and name in client.subscriptions
 
     # --- clients --------------------------------------------------------------------------
 
@@ -166,7 +156,7 @@ class ControlServer:
                 await client.run()
             finally:
                 self._client = None
-                self.events.subscriptions_changed(set())
+                self.events.wanted = set()
         finally:
             if task is not None:
                 self._client_tasks.discard(task)

@@ -158,11 +158,6 @@ def split(record: bytes, max_piece: int = MAX_DATA_SIZE) -> list[bytes]:
     return [record[i : i + max_piece] for i in range(0, len(record), max_piece)] or [b""]
 
 
-def build_chunk(piece: bytes, port: int = Port.CLIENT) -> bytes:
-    """A VDIChunkHeader + piece, as on the guest's virtio port (tests and fake agents)."""
-    return CHUNK_HEADER.pack(port, len(piece)) + piece
-
-
 class Reassembler:
     """Joins AGENT_DATA pieces into records. A record may span pieces and a piece may hold the
     end of one record and the start of the next (spice-gtk ``main_handle_agent_data``).

@@ -1,5 +1,5 @@
 # cython: language_level=3, cdivision=True
-"""Compiled per-pixel kernels of the software canvas (render.canvas, render.rop).
+"""Compiled per-pixel kernels of the software canvas (render.raster, render.rop).
 
 Every kernel works on 32-bit pixel words: a BGRA pixel's 4 bytes read as one little-endian
 uint32 (B in bits 0-7, G 8-15, R 16-23, alpha / x byte 24-31), spice-common's own view of a

@@ -1,308 +1,619 @@
-"""The drawing half of spice-common's software canvas (canvas_base.c, sw_canvas.c,
-pixman_utils.c), vectorised with numpy over BGRA surfaces.
+"""The canvas of one display channel: it owns the surfaces, the video streams and (shared with
+the session's other display channels) the image, palette and GLZ caches, takes typed draw
+commands, and says what each one changed.
 
-A draw first computes its destination *region*: the box, intersected with the surface, the clip
-rects and the QMask (canvas_base.c ``canvas_clip_pixman`` / ``canvas_mask_pixman``). ryll keeps
-a region as its extents plus an optional boolean mask of the pixels inside them (None: all of
-them), where spice-common keeps a pixman region; both describe the same pixel set.
+This is spice-common's canvas (canvas_base.c ``canvas_draw_*``, sw_canvas.c) seen from the
+display channel: the channel parses a message and hands the command to one ``Canvas`` method
+through :meth:`Canvas.apply`, which returns a :class:`Changes`: the damage (surface and the
+rectangle of every pixel the command changed) and the gaps it met (a codec without a decoder,
+a payload that does not decode, a draw spice-common would not draw). The canvas never sees a
+socket, a clock or a thread; it knows nothing of the gap registry or of events.
 
-Then an operation computes new values for the region's extents and commits them through the
-mask. Surfaces without alpha (everything but 32_ARGB) keep their x byte at 0xFF, ryll's
-surface convention; spice-common lets raster ops write garbage there, which no screen shows.
-
-Scaling follows pixman as spice-common drives it (``__scale_image``: a scale transform of
-fixed-point ``src * 65536 // dest`` plus a translation to the source rect, sampled at pixel
-centres, ``PIXMAN_REPEAT_NONE``): NEAREST picks ``(v - pixman_fixed_e) >> 16``; INTERPOLATE
-(``PIXMAN_FILTER_GOOD``, which pixman runs as BILINEAR) uses pixman's 7-bit bilinear weights
-and its C reference arithmetic (each channel ``sum(c * w) >> 16``, weights out of 256*256).
-pixman's SIMD bilinear paths may round a channel by one differently; samples outside the
-source image are transparent black, as pixman's REPEAT_NONE.
+A GLZ image whose reference another display channel has not delivered yet raises
+:class:`ImageNotReady` out of :meth:`apply`: the channel parks the message and applies it
+again when the image is there (``channels.display``); everything the first attempt did is
+idempotent (CACHE_ME puts and dictionary adds repeat with the same ids).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import numpy as np
 
+from ryll.codecs.glz import GlzMissingReference
+from ryll.errors import DecodeError, ProtocolError
+from ryll.protocol.constants import BrushType, CompositeFlags, ImageType, SurfaceFmt
+from ryll.protocol.messages import draw
+from ryll.protocol.messages import stream as smsg
 from ryll.protocol.messages.draw import Rect
-from ryll.render import _pixels  # type: ignore[attr-defined]
+from ryll.render import ops, raster
+from ryll.render.composite import CompositeUnsupported, Format, Picture, composite
+from ryll.render.images import (
+    Decoded,
+    DisplayShared,
+    ImageKind,
+    ImageUnsupported,
+    codec_name,
+    decode_image,
+)
+from ryll.render.mask import MaskUnsupported, decode_mask, surface_bits
+from ryll.render.raster import Region
+from ryll.render.rop import RopInput, SpiceRop, ropd_to_rop
+from ryll.render.streams import MAX_STREAM_ID, MAX_STREAMS, Stream, StreamTable
+from ryll.render.streams import codec_name as video_codec_name
+from ryll.render.stroke import put_stroke
+from ryll.render.surface import Surface, as_format
+from ryll.render.text import put_text
+from ryll.video import make_decoder
 
-# pixman_fixed_1 and pixman's bilinear weight precision (BILINEAR_INTERPOLATION_BITS).
-FIXED_ONE = 65536
-BILINEAR_BITS = 7
+# Surfaces a server may keep alive at once. spice-server's QXL device allows 1024 (qxl
+# n_surfaces default); beyond that we refuse, so a hostile stream of creates stays bounded.
+MAX_SURFACES = 1024
+
+# analyze_extent: a source box (origin .. origin + size, widened by 1) must fit int16, so
+# pixman composites nothing over a box this wide or high.
+_PIXMAN_MAX_BOX = 0xFFFE
+
+_PIXMAN_FORMATS: dict[int, Format] = {
+    SurfaceFmt.FMT_32_xRGB: Format.X8R8G8B8,
+    SurfaceFmt.FMT_32_ARGB: Format.A8R8G8B8,
+    SurfaceFmt.FMT_16_565: Format.R5G6B5,
+    SurfaceFmt.FMT_16_555: Format.X1R5G5B5,
+    SurfaceFmt.FMT_8_A: Format.A8,
+    SurfaceFmt.FMT_1_A: Format.A1,
+}
+
+
+def pixman_format(surface_fmt: int) -> Format:
+    """spice_surface_format_to_pixman (a format spice-common does not know, which ryll keeps
+    as 32-bit without alpha, is x8r8g8b8)."""
+    return _PIXMAN_FORMATS.get(surface_fmt, Format.X8R8G8B8)
+
+
+def target_format(canvas_fmt: int, has_alpha: bool) -> Format:
+    """canvas_get_target_format: the canvas's format, except that on a 32-bit canvas an image
+    with alpha (a8r8g8b8) stays a8r8g8b8 and one without is x8r8g8b8."""
+    fmt = pixman_format(canvas_fmt)
+    if has_alpha and fmt == Format.X8R8G8B8:
+        return Format.A8R8G8B8
+    if not has_alpha and fmt == Format.A8R8G8B8:
+        return Format.X8R8G8B8
+    return fmt
+
+
+class ImageNotReady(Exception):
+    """A GLZ image refers to image ``image_id``, which is not in the shared dictionary yet but
+    may still arrive on another display channel: apply the command again once it is."""
+
+    def __init__(self, image_id: int) -> None:
+        super().__init__(f"waiting for GLZ image {image_id}")
+        self.image_id = image_id
 
 
 @dataclass(frozen=True, slots=True)
-class Region:
-    """A set of surface pixels: the extents [top, bottom) x [left, right) and, when not every
-    pixel of them is in the set, a (h, w) boolean mask."""
+class Damage:
+    surface_id: int
+    rect: Rect
 
-    top: int
-    left: int
-    bottom: int
-    right: int
-    mask: np.ndarray | None = None
+
+@dataclass(frozen=True, slots=True)
+class GapNote:
+    """A gap the canvas met: the full key (``display:...``) and what happened."""
+
+    key: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What one command changed: damage per surface (at most one rectangle each), and gaps."""
+
+    damage: tuple[Damage, ...] = ()
+    gaps: tuple[GapNote, ...] = ()
+
+
+NO_CHANGES = Changes()
+_NO_PIXELS = np.zeros((0, 0, 4), np.uint8)
+_NO_BRUSH = draw.Brush(BrushType.NONE)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A draw's inputs, ready: the target and region, the decoded image (as decoded, and
+    converted for the target), the brush with its colour for the target and its pattern."""
+
+    surface: Surface
+    region: Region
+    decoded: Decoded | None
+    pixels: np.ndarray  # empty when the draw has no image
+    brush: draw.Brush  # BrushType.NONE when the draw has no brush
+    pattern: np.ndarray | None
 
     @property
-    def height(self) -> int:
-        return self.bottom - self.top
+    def opaque(self) -> bool:
+        return not self.surface.has_alpha
+C = TypeVar("C")
 
-    @property
-    def width(self) -> int:
-        return self.right - self.left
 
-    def view(self, pixels: np.ndarray) -> np.ndarray:
-        return pixels[self.top : self.bottom, self.left : self.right]
+class Canvas:
+    """One display channel's surfaces and streams; the caches come from ``shared``."""
 
-    def restrict(self, top: int, left: int, bottom: int, right: int) -> Region | None:
-        """The part of this region inside the rectangle."""
-        t, lf = max(self.top, top), max(self.left, left)
-        b, r = min(self.bottom, bottom), min(self.right, right)
+    def __init__(self, shared: DisplayShared) -> None:
+        self.shared = shared
+        self.surfaces: dict[int, Surface] = {}
+        self.streams = StreamTable()
+        self._damage: dict[int, Rect] = {}
+        self._gaps: list[GapNote] = []
+
+    # --- the one entry point -------------------------------------------------------------
+
+    def apply(self, op: Callable[[Canvas, C], object], command: C) -> Changes:
+        """Run one canvas operation and return what it changed. Damaged boxes on surfaces
+        whose format stores less than BGRA are quantised to it here (render.surface), so
+        every operation stays format-blind. Raises ImageNotReady (nothing is reported then)."""
+        self._damage.clear()
+        self._gaps.clear()
+        op(self, command)
+        if not self._damage and not self._gaps:
+            return NO_CHANGES
+        damage = []
+        for sid, rect in self._damage.items():
+            surface = self.surfaces.get(sid)
+            if surface is not None and surface.quantised:
+                surface.quantise(rect.top, rect.left, rect.bottom, rect.right)
+            damage.append(Damage(sid, rect))
+        return Changes(tuple(damage), tuple(self._gaps))
+
+    def gap(self, key: str, detail: str) -> None:
+        self._gaps.append(GapNote(f"display:{key}", detail))
+
+    def damaged(self, surface: Surface, top: int, left: int, bottom: int, right: int) -> None:
+        """Pixels of [top, bottom) x [left, right) of ``surface`` may have changed."""
+        t, lf = max(top, 0), max(left, 0)
+        b, r = min(bottom, surface.height), min(right, surface.width)
         if t >= b or lf >= r:
-            return None
-        mask = None
-        if self.mask is not None:
-            mask = self.mask[t - self.top : b - self.top, lf - self.left : r - self.left]
-            if not mask.any():
-                return None
-        return Region(t, lf, b, r, mask)
+            return
+        rect = Rect(t, lf, b, r)
+        old = self._damage.get(surface.surface_id)
+        self._damage[surface.surface_id] = rect if old is None else Rect(
+            min(old.top, t), min(old.left, lf), max(old.bottom, b), max(old.right, r))
 
-    def count(self) -> int:
-        return self.height * self.width if self.mask is None else int(self.mask.sum())
+    def _drew(self, surface: Surface, region: Region) -> None:
+        self.damaged(surface, region.top, region.left, region.bottom, region.right)
 
-
-def draw_region(box: Rect, clip: tuple[Rect, ...] | None, width: int, height: int
-                ) -> Region | None:
-    """The box on a width x height surface, clipped by the clip rects (their union)."""
-    whole = Region(0, 0, height, width).restrict(box.top, box.left, box.bottom, box.right)
-    if whole is None or clip is None:
-        return whole
-    pieces = []
-    for r in clip:
-        piece = whole.restrict(r.top, r.left, r.bottom, r.right)
-        if piece is not None:
-            pieces.append(piece)
-    if not pieces:
-        return None
-    if len(pieces) == 1:
-        return pieces[0]
-    top = min(p.top for p in pieces)
-    left = min(p.left for p in pieces)
-    bottom = max(p.bottom for p in pieces)
-    right = max(p.right for p in pieces)
-    mask = np.zeros((bottom - top, right - left), dtype=bool)
-    for p in pieces:
-        mask[p.top - top : p.bottom - top, p.left - left : p.right - left] = True
-    return Region(top, left, bottom, right, None if mask.all() else mask)
-
-
-def intersect_bits(region: Region, bits: np.ndarray, x: int, y: int) -> Region | None:
-    """The region's pixels whose bit is set in ``bits`` (a (h, w) bool image whose pixel
-    (0, 0) covers surface pixel (x, y)); pixels outside ``bits`` are out, as in
-    canvas_base.c ``canvas_mask_pixman`` (an inverted mask is inverted only within its size)."""
-    bh, bw = bits.shape
-    sub = region.restrict(y, x, y + bh, x + bw)
-    if sub is None:
-        return None
-    b = bits[sub.top - y : sub.bottom - y, sub.left - x : sub.right - x]
-    mask = b if sub.mask is None else (b & sub.mask)
-    if not mask.any():
-        return None
-    # Shrink to the extents of what is left, so later work covers no dead rows.
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    t, b_, lf, r = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    mask = mask[t:b_, lf:r]
-    return Region(sub.top + int(t), sub.left + int(lf), sub.top + int(b_), sub.left + int(r),
-                  None if mask.all() else mask.copy())
-
-
-# A 32-bit pixel word's alpha / x byte (BGRA bytes read as a little-endian uint32).
-ALPHA_WORD = 0xFF000000
-
-
-def words(pixels: np.ndarray) -> np.ndarray:
-    """BGRA pixels (..., 4) uint8 as their little-endian uint32 words (...): a view when the
-    memory allows one (each pixel's 4 bytes contiguous and 4-aligned), else a copy's."""
-    if pixels.dtype != np.uint8 or pixels.shape[-1:] != (4,):
-        raise TypeError(f"expected (..., 4) uint8 pixels, got {pixels.dtype} {pixels.shape}")
-    if (pixels.strides[-1] != 1 or pixels.ctypes.data % 4
-            or any(s % 4 for s in pixels.strides[:-1])):
-        pixels = pixels.copy()
-    return pixels.view("<u4")[..., 0]
-
-
-def word_bytes(words_: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`words`: (...) uint32 words as a (..., 4) uint8 view."""
-    return words_.astype("<u4", copy=False)[..., None].view(np.uint8)
-
-
-def commit(pixels: np.ndarray, region: Region, values: np.ndarray, opaque: bool) -> None:
-    """Write ``values`` (the region's extents, or one broadcastable pixel) into the region,
-    alpha forced to 255 when ``opaque``: one pass over 32-bit words."""
-    view = region.view(pixels)
-    dst = words(view)
-    if dst.ctypes.data != view.ctypes.data:  # words() had to copy: writes would be lost
-        raise ValueError("surface pixels must be 4-byte aligned BGRA rows")
-    where = True if region.mask is None else region.mask
-    if values.ndim == 1:
-        word = int(words(values)) | (ALPHA_WORD if opaque else 0)
-        if region.mask is None:
-            dst[...] = word
+    def _result(self, surface: Surface, region: Region, problem: str | None, what: str) -> None:
+        """Account for an ops call: it drew, or it names why not (``unimpl:x``/``malformed:x``)."""
+        if problem is None:
+            self._drew(surface, region)
         else:
-            np.copyto(dst, np.uint32(word), where=where)
-    elif opaque:
-        np.bitwise_or(words(values), np.uint32(ALPHA_WORD), out=dst, where=where)
-    else:
-        np.copyto(dst, words(values), where=where)
+            self.gap(problem, what)
 
+    # --- surfaces --------------------------------------------------------------------------
 
-# --- sources -----------------------------------------------------------------------------
+    def create_surface(self, sc: Any) -> Surface:
+        """SURFACE_CREATE (a ``messages.display.SurfaceCreate``); the whole surface is damage."""
+        if sc.surface_id not in self.surfaces and len(self.surfaces) >= MAX_SURFACES:
+            raise ProtocolError(f"more than {MAX_SURFACES} live surfaces")
+        surface = Surface(sc.surface_id, sc.width, sc.height, sc.format, sc.flags)
+        self.surfaces[sc.surface_id] = surface
+        self.damaged(surface, 0, 0, surface.height, surface.width)
+        return surface
 
+    def destroy_surface(self, surface_id: int) -> bool:
+        return self.surfaces.pop(surface_id, None) is not None
 
-def source_region(region: Region, src: np.ndarray, dx: int, dy: int) -> Region | None:
-    """The part of the region an unscaled source covers when its pixel (sx, sy) lands on
-    (sx + dx, sy + dy): spice_pixman_blit and friends clip to the source and leave the rest
-    of the destination untouched."""
-    sh, sw = src.shape[:2]
-    return region.restrict(dy, dx, dy + sh, dx + sw)
+    def primary(self) -> Surface | None:
+        return next((s for s in self.surfaces.values() if s.primary), None)
 
+    # --- inputs of a draw ------------------------------------------------------------------
 
-def source_pixels(region: Region, src: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """The source pixels for a region :func:`source_region` returned."""
-    return src[region.top - dy : region.bottom - dy, region.left - dx : region.right - dx]
+    def _target(self, base: draw.DisplayBase) -> Surface | None:
+        surface = self.surfaces.get(base.surface_id)
+        if surface is None:
+            self.gap("orphan:draw", "draw on a surface never created")
+        return surface
 
+    def _image(self, image: draw.Image | None) -> Decoded | None:
+        """Decode (and cache) an image; on failure note the gap and return None."""
+        if image is None:
+            self.gap("malformed:null_image", "draw without an image")
+            return None
+        try:
+            return decode_image(image, self.shared, self.surfaces)
+        except GlzMissingReference as exc:
+            if not exc.evicted:
+                raise ImageNotReady(exc.image_id) from exc
+            self.gap(f"decode_failure:{codec_name(image.type)}:{exc.reason}", str(exc))
+        except ImageUnsupported as exc:
+            self.gap(f"unimpl:{exc.detail}", "no decoder for this image")
+        except DecodeError as exc:
+            self.gap(f"decode_failure:{codec_name(image.type)}:{exc.reason}", str(exc))
+        return None
 
-def blit(pixels: np.ndarray, opaque: bool, box: Rect, clip: tuple[Rect, ...] | None,
-         src: np.ndarray, dx: int, dy: int) -> bool:
-    """Unscaled copy of ``src``, whose pixel (0, 0) lands on surface pixel (dx, dy), into the
-    box cut by the clip, the surface and the source (COPY_BITS and stream frames). Returns
-    whether any pixel was written."""
-    h, w = pixels.shape[:2]
-    region = draw_region(box, clip, w, h)
-    sub = source_region(region, src, dx, dy) if region is not None else None
-    if sub is None:
-        return False
-    commit(pixels, sub, source_pixels(sub, src, dx, dy), opaque)
-    return True
+    @staticmethod
+    def _for(surface: Surface, image: draw.Image | None, decoded: Decoded) -> np.ndarray:
+        """canvas_get_image(..., want_original=FALSE): a decoded image converted to the target
+        canvas's format (canvas_get_target_format), as pixman reads it back. A SURFACE image
+        is used as it is. An alpha-only image (an A8 bitmap, LZ A8; also from the image cache,
+        which keeps the kind) is not "alpha" to canvas_get_target_format, so on a colour
+        canvas it becomes x8r8g8b8 or 16-bit colour: opaque black."""
+        pixels = decoded.pixels
+        if image is None or image.type == ImageType.SURFACE:
+            return pixels
+        fmt = surface.format
+        if (decoded.kind == ImageKind.ALPHA_ONLY
+                and fmt not in (SurfaceFmt.FMT_8_A, SurfaceFmt.FMT_1_A)):
+            pixels = np.zeros_like(pixels)
+            pixels[..., 3] = 255
+        return as_format(pixels, fmt)
 
+    def _pattern_for(self, surface: Surface, brush: draw.Brush, decoded: Decoded | None
+                     ) -> np.ndarray | None:
+        """A pattern brush's image converted for the canvas (None for other brushes)."""
+        return None if decoded is None else self._for(surface, brush.pattern, decoded)
 
-def scale_nearest(src: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Nearest-neighbour resize to (height, width), sampling pixel centres (stream frames
-    whose size differs from their destination)."""
-    sh, sw = src.shape[:2]
-    ys = ((np.arange(height) * 2 + 1) * sh // (2 * height)).clip(0, sh - 1)
-    xs = ((np.arange(width) * 2 + 1) * sw // (2 * width)).clip(0, sw - 1)
-    # Row gather then column gather: two 1-D takes beat one 2-D fancy index several times over.
-    return np.take(np.take(src, ys, axis=0), xs, axis=1)
+    @staticmethod
+    def _brush_for(surface: Surface, brush: draw.Brush) -> draw.Brush:
+        """A solid brush's colour is a raw pixel of the surface's format."""
+        if brush.type != BrushType.SOLID or not surface.quantised:
+            return brush
+        return replace(brush, color=surface.color(brush.color))
 
+    def _mask(self, qmask: draw.QMask) -> tuple[bool, np.ndarray | None]:
+        """Decode (and cache) a QMask's bits: (True, None) without a mask, (False, None) when
+        the mask cannot be read (the gap is noted; the draw is dropped)."""
+        if qmask.bitmap is None:
+            return True, None
+        if qmask.bitmap.type == ImageType.SURFACE:
+            # canvas_mask_pixman: the surface's memory read as a1 bits (render.mask).
+            sid = qmask.bitmap.surface_id
+            source = self.surfaces.get(sid if sid is not None else -1)
+            if source is None:
+                self.gap("decode_failure:qmask:no_surface", f"QMask surface {sid} does not exist")
+                return False, None
+            return True, surface_bits(source)
+        try:
+            return True, decode_mask(qmask.bitmap, self.shared.images)
+        except MaskUnsupported as exc:
+            self.gap(f"unimpl:{exc.detail}", "a QMask image spice-common cannot use as a mask")
+        except DecodeError as exc:
+            self.gap(f"decode_failure:qmask:{exc.reason}", str(exc))
+        return False, None
 
-def tile(region: Region, pattern: np.ndarray, pos_x: int, pos_y: int) -> np.ndarray:
-    """A pattern brush over the region's extents: surface pixel (x, y) takes pattern pixel
-    ((y - pos_y) mod h, (x - pos_x) mod w), spice_pixman_tile_rect's ``tile_start``."""
-    ph, pw = pattern.shape[:2]
-    r0, c0 = (region.top - pos_y) % ph, (region.left - pos_x) % pw
-    h, w = region.height, region.width
-    # Whole copies of the pattern covering the extents from the phase (r0, c0), then cut.
-    reps = (-(-(r0 + h) // ph), -(-(c0 + w) // pw))
-    return word_bytes(np.tile(words(pattern), reps)[r0 : r0 + h, c0 : c0 + w])
+    def _pattern(self, brush: draw.Brush) -> tuple[bool, Decoded | None]:
+        """Decode (and cache) a pattern brush's image; (True, None) for other brushes."""
+        if brush.type != BrushType.PATTERN:
+            return True, None
+        decoded = self._image(brush.pattern)
+        return decoded is not None, decoded
 
+    @staticmethod
+    def _region(surface: Surface, base: draw.DisplayBase, qmask: draw.QMask | None = None,
+                bits: np.ndarray | None = None) -> Region | None:
+        return ops.region_for(surface.width, surface.height, base, qmask, bits)
 
-def scale_factor(src_len: int, dest_len: int) -> int:
-    """sw_canvas.c: ``((pixman_fixed_48_16_t) src_width * 65536) / dest_width``."""
-    return (src_len * FIXED_ONE) // dest_len
+    # --- draws -----------------------------------------------------------------------------
 
+    def _prepare(self, base: draw.DisplayBase, qmask: draw.QMask | None = None,
+                 image: draw.Image | None = None, needs_image: bool = False,
+                 brush: draw.Brush | None = None) -> Prepared | None:
+        """What every draw does first, in spice-common's order: decode (and cache) the mask,
+        the image and the brush's pattern, even when nothing ends up drawn (CACHE_ME images
+        are cached regardless), then find the target surface and the region (box, clip,
+        mask). None when there is nothing to draw (any gap is noted)."""
+        mask_ok, bits = self._mask(qmask) if qmask is not None else (True, None)
+        decoded = self._image(image) if needs_image else None
+        brush_ok, pattern = self._pattern(brush) if brush is not None else (True, None)
+        surface = self._target(base)
+        if not (mask_ok and brush_ok) or (needs_image and decoded is None) or surface is None:
+            return None
+        region = self._region(surface, base, qmask, bits)
+        if region is None:
+            return None
+        return Prepared(
+            surface, region, decoded,
+            _NO_PIXELS if decoded is None else self._for(surface, image, decoded),
+            _NO_BRUSH if brush is None else self._brush_for(surface, brush),
+            None if brush is None else self._pattern_for(surface, brush, pattern))
 
-def sample_positions(first: int, count: int, factor: int, offset_fixed: int) -> np.ndarray:
-    """pixman's transformed pixel centres, 16.16 fixed, for destination pixels
-    first .. first + count - 1 of the transformed image: ``factor * i + round(factor / 2)``
-    (pixman_transform_point_31_16 on i + 0.5) plus the translation."""
-    i = np.arange(first, first + count, dtype=np.int64)
-    return i * factor + ((factor + 1) >> 1) + offset_fixed
+    def draw_copy(self, d: draw.DrawCopy) -> None:
+        """DRAW_COPY, and DRAW_BLEND (canvas_base.c: ops->draw_blend = canvas_draw_copy,
+        "copy and blend are the same")."""
+        p = self._prepare(d.base, d.mask, d.image, needs_image=True)
+        if p is None:
+            return
+        rop = ropd_to_rop(d.rop, RopInput.SRC, RopInput.DEST)
+        self._result(p.surface, p.region, ops.put_image(
+            p.surface.pixels, p.opaque, p.region, p.pixels, d.src_area, d.base.box,
+            d.scale_mode, rop), "draw_copy")
 
+    def draw_fill(self, d: draw.DrawFill) -> None:
+        p = self._prepare(d.base, d.mask, brush=d.brush)
+        if p is None:
+            return
+        rop = ropd_to_rop(d.rop, RopInput.BRUSH, RopInput.DEST)
+        ops.put_brush(p.surface.pixels, p.opaque, p.region, p.brush, p.pattern, rop)
+        self._drew(p.surface, p.region)
 
-def _gather(src: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """src[ys, xs] with transparent black outside (REPEAT_NONE)."""
-    sh, sw = src.shape[:2]
-    vy = (ys >= 0) & (ys < sh)
-    vx = (xs >= 0) & (xs < sw)
-    # Row gather then column gather of whole pixel words (see scale_nearest).
-    out = np.take(np.take(words(src), ys.clip(0, sh - 1), axis=0), xs.clip(0, sw - 1), axis=1)
-    if not vy.all():
-        out[~vy] = 0
-    if not vx.all():
-        out[:, ~vx] = 0
-    return word_bytes(out)
+    def draw_opaque(self, d: draw.DrawOpaque) -> None:
+        p = self._prepare(d.base, d.mask, d.image, needs_image=True, brush=d.brush)
+        if p is None:
+            return
+        # canvas_draw_opaque: the image is put, then the brush drawn over it with the rop
+        # whose "dest" is the source (INVERS_SRC inverts the image's pixels).
+        problem = ops.put_image(p.surface.pixels, p.opaque, p.region, p.pixels, d.src_area,
+                                d.base.box, d.scale_mode, SpiceRop.COPY)
+        if problem is not None:
+            self.gap(problem, "draw_opaque")
+            return
+        rop = ropd_to_rop(d.rop, RopInput.BRUSH, RopInput.SRC)
+        ops.put_brush(p.surface.pixels, p.opaque, p.region, p.brush, p.pattern, rop)
+        self._drew(p.surface, p.region)
 
+    def _mask_only(self, d: draw.DrawMaskOnly, color: int, rop: SpiceRop) -> None:
+        p = self._prepare(d.base, d.mask, brush=draw.Brush(BrushType.SOLID, color=color))
+        if p is None:
+            return
+        ops.put_brush(p.surface.pixels, p.opaque, p.region, p.brush, None, rop)
+        self._drew(p.surface, p.region)
 
-def sample(src: np.ndarray, vys: np.ndarray, vxs: np.ndarray, nearest: bool) -> np.ndarray:
-    """The (len(vys), len(vxs), 4) pixels pixman samples at the fixed-point positions."""
-    if nearest:
-        return _gather(src, (vys - 1) >> 16, (vxs - 1) >> 16)
-    shift = 16 - BILINEAR_BITS
-    mask = (1 << BILINEAR_BITS) - 1
-    x1, y1 = vxs - FIXED_ONE // 2, vys - FIXED_ONE // 2
-    # pixman_fixed_to_bilinear_weight, then scaled to 8 bits as bilinear_interpolation does.
-    wx = ((x1 >> shift) & mask).astype(np.int64) << (8 - BILINEAR_BITS)
-    wy = ((y1 >> shift) & mask).astype(np.int64) << (8 - BILINEAR_BITS)
-    x0, y0 = x1 >> 16, y1 >> 16
-    xs = np.concatenate([x0, x0 + 1])
-    ys = np.concatenate([y0, y0 + 1])
-    # Exact integer sums (at most 255 * 65536, so int32 holds them), horizontal then vertical:
-    # the same total as pixman's four-term sum before its final >> 16.
-    px = _gather(src, ys, xs).astype(np.int32)
-    n, m = len(y0), len(x0)
-    wx_ = wx.astype(np.int32)[None, :, None]
-    wy_ = wy.astype(np.int32)[:, None, None]
-    rows = px[:, :m] * (256 - wx_) + px[:, m:] * wx_
-    acc = rows[:n] * (256 - wy_) + rows[n:] * wy_
-    return np.right_shift(acc, 16).astype(np.uint8)
+    def draw_blackness(self, d: draw.DrawMaskOnly) -> None:
+        # canvas_draw_blackness: fill_solid_rects with 0x000000 (alpha 0 on ARGB surfaces).
+        self._mask_only(d, 0x00000000, SpiceRop.COPY)
 
+    def draw_whiteness(self, d: draw.DrawMaskOnly) -> None:
+        self._mask_only(d, 0xFFFFFFFF, SpiceRop.COPY)
 
-def scaled_source(region: Region, src: np.ndarray, src_area: Rect, box: Rect, nearest: bool
-                  ) -> np.ndarray:
-    """The region's extents of ``src_area`` scaled onto ``box`` (sw_canvas.c
-    ``__scale_image``: the whole source image is sampled, not just the rect)."""
-    fx = scale_factor(src_area.width, box.width)
-    fy = scale_factor(src_area.height, box.height)
-    vxs = sample_positions(region.left - box.left, region.width, fx, src_area.left * FIXED_ONE)
-    vys = sample_positions(region.top - box.top, region.height, fy, src_area.top * FIXED_ONE)
-    return sample(src, vys, vxs, nearest)
+    def draw_invers(self, d: draw.DrawMaskOnly) -> None:
+        self._mask_only(d, 0x00000000, SpiceRop.INVERT)
 
+    def draw_rop3(self, d: draw.DrawRop3) -> None:
+        p = self._prepare(d.base, d.mask, d.image, needs_image=True, brush=d.brush)
+        if p is None:
+            return
+        self._result(p.surface, p.region, ops.put_rop3(
+            p.surface.pixels, p.opaque, p.region, p.pixels, d.src_area, d.base.box,
+            d.scale_mode, p.brush, p.pattern, d.rop3), "draw_rop3")
 
-def scaled_surface(src: np.ndarray, src_area: Rect, width: int, height: int, nearest: bool
-                   ) -> np.ndarray:
-    """canvas_base.c ``canvas_scale_surface`` (used by DRAW_ROP3): a width x height image,
-    double-precision factors truncated to 16.16 and the source offset rounded in dest
-    pixels, unlike ``__scale_image``."""
-    sx = src_area.width / width
-    sy = src_area.height / height
-    fx, fy = int(sx * FIXED_ONE), int(sy * FIXED_ONE)
-    ox = int(np.floor(src_area.left / sx + 0.5))
-    oy = int(np.floor(src_area.top / sy + 0.5))
-    return sample(src, sample_positions(oy, height, fy, 0), sample_positions(ox, width, fx, 0),
-                  nearest)
+    def draw_transparent(self, d: draw.DrawTransparent) -> None:
+        p = self._prepare(d.base, image=d.image, needs_image=True)
+        if p is None:
+            return
+        ops.put_transparent(p.surface.pixels, p.opaque, p.region, p.pixels, d.src_area,
+                            d.base.box, p.surface.color(d.true_color))
+        self._drew(p.surface, p.region)
 
+    def draw_alpha_blend(self, d: draw.DrawAlphaBlend) -> None:
+        p = self._prepare(d.base, image=d.image, needs_image=True)
+        if p is None or d.alpha == 0:
+            return
+        assert p.decoded is not None
+        # canvas_draw_alpha_blend asks for the original image (want_original TRUE).
+        ops.put_alpha_blend(p.surface.pixels, p.opaque, p.region, p.decoded.pixels,
+                            d.src_area, d.base.box, d.alpha)
+        self._drew(p.surface, p.region)
 
-# --- compositing ------------------------------------------------------------------------
+    def draw_stroke(self, d: draw.DrawStroke) -> None:
+        # canvas_draw_stroke (render.stroke): thin lines or width-1 dashes, fore_mode's rop.
+        p = self._prepare(d.base, brush=d.brush)
+        if p is None:
+            return
+        problem = put_stroke(p.surface.pixels, p.opaque, p.region, replace(d, brush=p.brush),
+                             p.pattern)
+        self._drew(p.surface, p.region)
+        if problem is not None:
+            self.gap(problem, "draw_stroke not fully drawn")
 
+    def draw_text(self, d: draw.DrawText) -> None:
+        fore_ok, fore = self._pattern(d.fore_brush)
+        back_ok, back = self._pattern(d.back_brush)
+        surface = self._target(d.base)
+        if not (fore_ok and back_ok) or surface is None:
+            return
+        region = self._region(surface, d.base)
+        if region is None:
+            return
+        self._result(surface, region, put_text(
+            surface.pixels, not surface.has_alpha, region, d.glyphs,
+            draw.glyph_bpp(d.string_flags), d.back_area,
+            self._brush_for(surface, d.back_brush),
+            self._pattern_for(surface, d.back_brush, back),
+            self._brush_for(surface, d.fore_brush),
+            self._pattern_for(surface, d.fore_brush, fore), d.fore_mode), "draw_text")
 
-def over(dest: np.ndarray, src: np.ndarray, alpha: int | np.ndarray) -> np.ndarray:
-    """pixman PIXMAN_OP_OVER of premultiplied ``src`` (the extents' pixels or one pixel) onto
-    ``dest`` through a mask alpha: one value (a solid mask, omitted by spice-common when 255)
-    or an (h, w) a8 mask. combine_over_u: ``s = s * m; d = s + d * (255 - s.alpha)``,
-    saturating (the kernel _pixels.over)."""
-    d = words(dest)
-    s = np.broadcast_to(words(src), d.shape)
-    if isinstance(alpha, np.ndarray):
-        out = _pixels.over(d, s, 0xFF, np.asarray(alpha, np.uint8))
-    else:
-        out = _pixels.over(d, s, alpha)
-    return word_bytes(out)
+    def draw_composite(self, d: draw.DrawComposite) -> None:
+        src = self._image(d.src)
+        mask = self._image(d.mask) if d.mask is not None else None
+        surface = self._target(d.base)
+        if src is None or (d.mask is not None and mask is None) or surface is None:
+            return
+        region = self._region(surface, d.base)
+        if region is None:
+            return
+        self._result(surface, region, self._composite(surface, region, d, src, mask),
+                     "draw_composite")
 
+    def _composite_input(self, surface: Surface, image: draw.Image | None, decoded: Decoded,
+                         force_opaque: bool) -> tuple[np.ndarray, int] | str:
+        """A composite source or mask as canvas_draw_composite takes it, with its pixman
+        format: a SURFACE image is the source surface's get_image (its own format;
+        force_opaque, SOURCE_OPAQUE, strips the alpha bits of the format: an ARGB surface is
+        read as x8r8g8b8), any other image is canvas_get_image(..., FALSE): converted to
+        canvas_get_target_format(canvas, it has alpha)."""
+        if image is None or image.type != ImageType.SURFACE:
+            return (self._for(surface, image, decoded),
+                    target_format(surface.format, decoded.kind == ImageKind.ALPHA))
+        source = self.surfaces.get(image.surface_id if image.surface_id is not None else -1)
+        fmt = pixman_format(source.format) if source is not None else (
+            Format.A8R8G8B8 if decoded.kind == ImageKind.ALPHA else Format.X8R8G8B8)
+        if force_opaque:
+            if fmt in (Format.A8, Format.A1):
+                # get_image strips the alpha bits: an alpha-only format with none left, which
+                # pixman refuses (no image; spice-common then composites from NULL).
+                return "malformed:composite_opaque_alpha_surface"
+            if fmt == Format.A8R8G8B8:
+                fmt = Format.X8R8G8B8
+        return decoded.pixels, fmt
 
-def colorkey(dest: np.ndarray, src: np.ndarray, key: int) -> np.ndarray:
-    """spice_pixman_blit_colorkey at 32 bpp: a source pixel whose RGB (its low 24 bits) equals
-    the key's leaves the destination alone; any other is copied whole (the kernel
-    _pixels.colorkey)."""
-    return word_bytes(_pixels.colorkey(words(dest), words(src), key & 0xFFFFFF))
+    def _composite(self, surface: Surface, region: Region, d: draw.DrawComposite,
+                   src: Decoded, mask: Decoded | None) -> str | None:
+        """canvas_draw_composite: the dest is the whole box read from the surface in its own
+        pixman format (canvas_get_image_from_self; DEST_OPAQUE computes an opaque format
+        there and then creates the image in the canvas's format anyway, so it changes
+        nothing; MASK_OPAQUE is not read), pixman_image_composite32 over the whole box
+        (render.composite) with the source at src_origin and the mask at mask_origin for the
+        box's top left, and the result blitted back through the region (box, clip, surface).
+
+        A box reaching outside the surface (spice-server's validate_drawable_bbox never sends
+        one; canvas_read_bits would read memory outside the image there) is composited whole
+        with the dest pixels off the surface read as 0: pixman's results on the surface depend
+        on the box's size and origins (analyze_extent, the opaque tests, the previous-row
+        source pixel) but not on other dest pixels, so they are exact. Only a box like that
+        with more pixels than the surface itself (so that it never costs more than a
+        whole-surface composite) is composited where it is on the surface, the origins offset
+        by as much: exact per pixel except for those whole-box tests; and one 65534 or more
+        wide or high, which pixman's analyze_extent always refuses, draws nothing."""
+        flags = d.flags
+
+        def bits(lo: int, hi: int) -> int:
+            return (flags >> lo) & ((1 << (hi - lo)) - 1)
+
+        src_in = self._composite_input(surface, d.src, src,
+                                       bool(flags & CompositeFlags.SOURCE_OPAQUE))
+        if isinstance(src_in, str):
+            return src_in
+        mask_in: tuple[np.ndarray, int] | None = None
+        if mask is not None:
+            got = self._composite_input(surface, d.mask, mask, False)
+            if isinstance(got, str):
+                return got
+            mask_in = got
+        box = d.base.box
+        on = Region(0, 0, surface.height, surface.width).restrict(
+            box.top, box.left, box.bottom, box.right)
+        if on is None:
+            return None
+        if (on.top, on.left, on.bottom, on.right) == (box.top, box.left, box.bottom, box.right):
+            area, dest = on, on.view(surface.pixels)
+        elif box.width >= _PIXMAN_MAX_BOX or box.height >= _PIXMAN_MAX_BOX:
+            return None
+        elif box.width * box.height <= surface.width * surface.height:
+            area = Region(box.top, box.left, box.bottom, box.right)
+            dest = np.zeros((box.height, box.width, 4), np.uint8)
+            dest[on.top - box.top:on.bottom - box.top,
+                 on.left - box.left:on.right - box.left] = on.view(surface.pixels)
+        else:
+            area, dest = on, on.view(surface.pixels)
+        dx, dy = area.left - box.left, area.top - box.top
+
+        def picture(px_fmt: tuple[np.ndarray, int], t: draw.Transform | None, filt: int,
+                    repeat: int, origin: tuple[int, int]) -> Picture:
+            return Picture(px_fmt[0],
+                           None if t is None else (t.t00, t.t01, t.t02, t.t10, t.t11, t.t12),
+                           filt, repeat, (origin[0] + dx, origin[1] + dy), px_fmt[1])
+
+        spic = picture(src_in, d.src_transform, bits(8, 11), bits(14, 16), d.src_origin)
+        mpic = None if mask_in is None else picture(
+            mask_in, d.mask_transform, bits(11, 14), bits(16, 18), d.mask_origin)
+        try:
+            out = composite(bits(0, 8), spic, mpic, bool(flags & CompositeFlags.COMPONENT_ALPHA),
+                            dest, pixman_format(surface.format))
+        except CompositeUnsupported as exc:
+            return f"unimpl:{exc.detail}"
+        raster.commit(surface.pixels, region,
+                      out[region.top - area.top:region.bottom - area.top,
+                          region.left - area.left:region.right - area.left],
+                      not surface.has_alpha)
+        return None
+
+    def copy_bits(self, d: draw.CopyBits) -> None:
+        surface = self._target(d.base)
+        if surface is None:
+            return
+        # Overlapping moves: copy the source area out first (spice-common canvas_copy_bits
+        # uses a temporary the same way).
+        sx, sy = d.src_pos
+        box = d.base.box
+        y0, x0 = max(sy, 0), max(sx, 0)
+        y1 = min(sy + box.height, surface.height)
+        x1 = min(sx + box.width, surface.width)
+        if y0 >= y1 or x0 >= x1:
+            return
+        src = surface.pixels[y0:y1, x0:x1].copy()
+        dest_left, dest_top = x0 + box.left - sx, y0 + box.top - sy
+        if raster.blit(surface.pixels, not surface.has_alpha, box, d.base.clip_rects, src,
+                       dest_left, dest_top):
+            self.damaged(surface, max(dest_top, box.top), max(dest_left, box.left),
+                         min(dest_top + src.shape[0], box.bottom),
+                         min(dest_left + src.shape[1], box.right))
+
+    # --- video streams ---------------------------------------------------------------------
+
+    def create_stream(self, msg: smsg.StreamCreate) -> Stream:
+        if msg.id >= MAX_STREAM_ID:
+            raise ProtocolError(f"stream id {msg.id} is over the limit of {MAX_STREAM_ID}")
+        if msg.id not in self.streams.streams and len(self.streams.streams) >= MAX_STREAMS:
+            raise ProtocolError(f"more than {MAX_STREAMS} live streams")
+        decoder = make_decoder(msg.codec)
+        stream = Stream.from_create(msg, decoder is not None, decoder)
+        self.streams.add(stream)
+        if decoder is None:
+            self.gap(f"unimpl:stream_codec_{video_codec_name(msg.codec)}",
+                     "no decoder for this video codec")
+        return stream
+
+    def stream(self, stream_id: int) -> Stream | None:
+        stream = self.streams.streams.get(stream_id)
+        if stream is None:
+            # spice-server sends CLIP/DESTROY/DATA for streams it never created for us
+            # (no encoder for the client): counted, never an error.
+            self.streams.orphans += 1
+        return stream
+
+    def stream_frame(self, frame_msg: tuple[Stream, smsg.StreamData]) -> None:
+        """Decode one frame of a supported stream and put it at its destination through its
+        clip (scaled to the destination with nearest, as spice-gtk's software path)."""
+        stream, msg = frame_msg
+        if stream.decoder is None:
+            return
+        name = video_codec_name(stream.codec)
+        try:
+            frame = stream.decoder.decode(msg.data)
+        except DecodeError as exc:
+            stream.frames_failed += 1
+            self.streams.failed[name] += 1
+            self.gap(f"decode_failure:{name}:{exc.reason}", str(exc))
+            return
+        if frame is None:
+            # The decoder holds the picture back (reordering): nothing to draw yet.
+            return
+        stream.frames_decoded += 1
+        self.streams.decoded[name] += 1
+        if msg.dest is not None:
+            stream.dest = msg.dest
+        surface = self.surfaces.get(stream.surface_id)
+        if surface is None:
+            self.gap("orphan:stream_surface", "stream on a missing surface")
+            return
+        if not stream.top_down:
+            frame = frame[::-1]
+        dest = stream.dest
+        if dest.width <= 0 or dest.height <= 0:
+            return
+        if frame.shape[0] != dest.height or frame.shape[1] != dest.width:
+            frame = raster.scale_nearest(frame, dest.width, dest.height)
+        if raster.blit(surface.pixels, not surface.has_alpha, dest, stream.clip, frame,
+                       dest.left, dest.top):
+            self.damaged(surface, dest.top, dest.left, dest.bottom, dest.right)
+
+    def remove_stream(self, stream_id: int) -> bool:
+        if self.streams.remove(stream_id) is None:
+            self.streams.orphans += 1
+            return False
+        return True
+
+    def clear_streams(self) -> int:
+        return self.streams.clear()

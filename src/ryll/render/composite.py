@@ -69,7 +69,7 @@ import numpy as np
 
 from ryll.render import _composite as _ck  # type: ignore[attr-defined]
 from ryll.render import _pixels  # type: ignore[attr-defined]
-from ryll.render.canvas import FIXED_ONE
+from ryll.render.raster import FIXED_ONE
 
 
 class CompositeUnsupported(Exception):

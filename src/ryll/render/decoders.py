@@ -11,22 +11,18 @@ QUIC RGBA, LZ / GLZ RGBA, LZ4 with the RGBA bitmap format and JPEG_ALPHA have al
 JPEG) have none.
 
 A GLZ image may refer to an image another display channel has not delivered yet. spice-gtk
-waits for it (decode-glz.c ``glz_decoder_window_bits``); ryll waits too, bounded by
-``DisplayShared.glz_wait_seconds``, but only in a thread that may block
-(``images.allow_waiting``). On the event loop the decoder raises ``GlzWaitNeeded`` instead and
-the display channel has the message decoded again in a worker (``DecodeDeferred``). A
-reference to an evicted image, or a wait that times out, stays ``missing_ref``.
+waits for it (decode-glz.c ``glz_decoder_window_bits``); ryll's decoders never wait: they
+raise ``GlzMissingReference`` (``evicted`` False), the canvas turns it into ``ImageNotReady``
+and the display channel parks the draw until the image is there. A reference to an evicted
+image stays the gap ``missing_ref``.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import numpy as np
 
 from ryll.codecs import lz as L
-from ryll.codecs.glz import GlzMissingReference, GlzWaitNeeded, decode_glz, decode_zlib_glz
+from ryll.codecs.glz import decode_glz, decode_zlib_glz
 from ryll.codecs.lz import LzImage, apply_lz_alpha, decode_lz
 from ryll.codecs.lz4 import FMT_RGBA, decode_lz4
 from ryll.codecs.quic import decode_quic
@@ -34,7 +30,7 @@ from ryll.errors import DecodeError
 from ryll.protocol.constants import ImageType
 from ryll.protocol.messages.draw import Image
 from ryll.render.image_cache import ImageKind
-from ryll.render.images import Decoded, Decoder, DisplayShared, may_wait, resolve_palette
+from ryll.render.images import Decoded, Decoder, DisplayShared, resolve_palette
 from ryll.video.mjpeg import decode_mjpeg_frame
 
 QUIC_RGBA = 5  # QuicImageType
@@ -67,35 +63,13 @@ def _lz_plt(image: Image, shared: DisplayShared) -> Decoded:
     return _lz_decoded(decode_lz(image.data, palette=np.array(entries, dtype=np.uint32)))
 
 
-def _waiting_for_refs(decode: Callable[[], LzImage], shared: DisplayShared) -> LzImage:
-    """``decode()``, waiting (bounded, in a thread that may block) for each image it refers
-    to that is not in the dictionary yet and may still arrive."""
-    deadline: float | None = None
-    while True:
-        try:
-            return decode()
-        except GlzMissingReference as exc:
-            if exc.evicted:
-                raise
-            if not may_wait():
-                raise GlzWaitNeeded(exc.image_id) from exc
-            now = time.monotonic()
-            if deadline is None:
-                deadline = now + shared.glz_wait_seconds
-            left = deadline - now
-            if left <= 0 or not shared.glz_dictionary().wait_for(exc.image_id, left):
-                raise
-
-
 def _glz(image: Image, shared: DisplayShared) -> Decoded:
-    return _lz_decoded(_waiting_for_refs(
-        lambda: decode_glz(image.data, shared.glz_dictionary()), shared))
+    return _lz_decoded(decode_glz(image.data, shared.glz_dictionary()))
 
 
 def _zlib_glz(image: Image, shared: DisplayShared) -> Decoded:
-    return _lz_decoded(_waiting_for_refs(
-        lambda: decode_zlib_glz(image.data, image.glz_data_size, shared.glz_dictionary()),
-        shared))
+    return _lz_decoded(decode_zlib_glz(image.data, image.glz_data_size,
+                                       shared.glz_dictionary()))
 
 
 def _lz4(image: Image, shared: DisplayShared) -> Decoded:

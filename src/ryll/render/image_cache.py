@@ -9,7 +9,6 @@ rather than unbounded memory.
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from enum import IntEnum
@@ -50,10 +49,10 @@ class CachedImage:
 
 
 class ImageCache:
-    """Thread-safe: display channels may handle big messages in worker threads."""
+    """Least-recently-used, bounded in bytes. Used by one display decode at a time (the
+    session serialises them), so it takes no lock."""
 
     def __init__(self, max_bytes: int = DEFAULT_IMAGE_CACHE_BYTES) -> None:
-        self._lock = threading.Lock()
         self.max_bytes = max_bytes
         self.bytes = 0
         self.evictions = 0
@@ -63,16 +62,14 @@ class ImageCache:
         return len(self._items)
 
     def get(self, image_id: int) -> CachedImage | None:
-        with self._lock:
-            item = self._items.get(image_id)
-            if item is not None:
-                self._items.move_to_end(image_id)
-            return item
+        item = self._items.get(image_id)
+        if item is not None:
+            self._items.move_to_end(image_id)
+        return item
 
     def put(self, image_id: int, pixels: np.ndarray, lossy: bool = False,
             kind: ImageKind = ImageKind.OPAQUE) -> None:
-        with self._lock:
-            self._put(image_id, pixels, lossy, kind)
+        self._put(image_id, pixels, lossy, kind)
 
     def _put(self, image_id: int, pixels: np.ndarray, lossy: bool, kind: ImageKind) -> None:
         self._remove(image_id)
@@ -87,8 +84,7 @@ class ImageCache:
         self.bytes += size
 
     def remove(self, image_id: int) -> None:
-        with self._lock:
-            self._remove(image_id)
+        self._remove(image_id)
 
     def _remove(self, image_id: int) -> None:
         old = self._items.pop(image_id, None)
@@ -96,9 +92,8 @@ class ImageCache:
             self.bytes -= old.pixels.nbytes
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self.bytes = 0
+        self._items.clear()
+        self.bytes = 0
 
 
 class PaletteCache:

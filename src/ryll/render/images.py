@@ -14,10 +14,8 @@ The display channel converts it for the canvas from that (canvas_get_target_form
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import numpy as np
 
@@ -71,31 +69,6 @@ def surface_kind(fmt: int) -> ImageKind:
 
 Decoder = Callable[[Image, "DisplayShared"], Decoded]
 
-# How long a GLZ decode waits for an image another display channel has not delivered yet.
-# spice-gtk waits without bound (decode-glz.c glz_decoder_window_bits: a coroutine condition);
-# a bounded wait turns a lost image into the named gap decode_failure:glz_rgb:missing_ref.
-GLZ_WAIT_TIMEOUT_S = 5.0
-
-_waiting = threading.local()
-T = TypeVar("T")
-
-
-def may_wait() -> bool:
-    """True in a thread run through :func:`allow_waiting` (never the event loop's)."""
-    return bool(getattr(_waiting, "allowed", False))
-
-
-def allow_waiting(fn: Callable[..., T], *args: object) -> T:
-    """Run ``fn(*args)`` letting decoders block this thread (the session runs worker-thread
-    handling through this; the event loop thread never is)."""
-    before = may_wait()
-    _waiting.allowed = True
-    try:
-        return fn(*args)
-    finally:
-        _waiting.allowed = before
-
-
 @dataclass
 class DisplayShared:
     """What every display channel of one session shares (spice-gtk: per session)."""
@@ -107,7 +80,6 @@ class DisplayShared:
     # The GLZ window in pixels, from display INIT; the dictionary is made on first use.
     glz_window_pixels: int = 16 * 1024 * 1024 // 4
     glz_max_bytes: int = 256 * 1024 * 1024
-    glz_wait_seconds: float = GLZ_WAIT_TIMEOUT_S
     _glz: GlzDictionary | None = None
 
     def glz_dictionary(self) -> GlzDictionary:

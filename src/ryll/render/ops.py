@@ -13,8 +13,8 @@ import numpy as np
 
 from ryll.protocol.constants import BrushType, ImageScaleMode
 from ryll.protocol.messages.draw import Brush, DisplayBase, QMask, Rect
-from ryll.render import canvas
-from ryll.render.canvas import Region
+from ryll.render import raster
+from ryll.render.raster import Region
 from ryll.render.rop import SpiceRop, rop2, rop3
 
 
@@ -29,11 +29,11 @@ def region_for(width: int, height: int, base: DisplayBase, qmask: QMask | None,
     """canvas_clip_pixman then canvas_mask_pixman: the box on the surface, clipped, masked.
     The mask image's pixel (0, 0) sits on box.left - pos.x, box.top - pos.y; INVERS flips
     its bits within its own size."""
-    region = canvas.draw_region(base.box, base.clip_rects, width, height)
+    region = raster.draw_region(base.box, base.clip_rects, width, height)
     if region is None or qmask is None or mask_bits is None:
         return region
     bits = ~mask_bits if qmask.flags & 1 else mask_bits
-    return canvas.intersect_bits(region, bits, base.box.left - qmask.pos[0],
+    return raster.intersect_bits(region, bits, base.box.left - qmask.pos[0],
                                  base.box.top - qmask.pos[1])
 
 
@@ -49,7 +49,7 @@ def _write(pixels: np.ndarray, opaque: bool, region: Region, values: np.ndarray,
            rop: SpiceRop) -> None:
     if rop != SpiceRop.COPY:
         values = rop2(rop, values, region.view(pixels))
-    canvas.commit(pixels, region, values, opaque)
+    raster.commit(pixels, region, values, opaque)
 
 
 def put_image(pixels: np.ndarray, opaque: bool, region: Region, src: np.ndarray,
@@ -73,7 +73,7 @@ def put_image(pixels: np.ndarray, opaque: bool, region: Region, src: np.ndarray,
 def brush_values(region: Region, brush: Brush, pattern: np.ndarray | None) -> np.ndarray:
     """The brush over the region's extents (or one pixel for a solid / absent brush)."""
     if brush.type == BrushType.PATTERN and pattern is not None:
-        return canvas.tile(region, pattern, *brush.pattern_pos)
+        return raster.tile(region, pattern, *brush.pattern_pos)
     if brush.type == BrushType.SOLID:
         return color_bytes(brush.color)
     # BRUSH_TYPE_NONE: draw_brush still runs the rop with colour 0 (it may invert dest).
@@ -102,19 +102,19 @@ def put_rop3(pixels: np.ndarray, opaque: bool, region: Region, src: np.ndarray,
             return "malformed:scale_mode"
         if box.width <= 0 or box.height <= 0:
             return None
-        s = canvas.scaled_surface(src, src_area, box.width, box.height, nearest)
+        s = raster.scaled_surface(src, src_area, box.width, box.height, nearest)
         sx = sy = 0
     if sx < 0 or sy < 0 or s.shape[1] - sx < box.width or s.shape[0] - sy < box.height:
         return "malformed:rop3_src_size"
     s_vals = s[region.top - box.top + sy : region.bottom - box.top + sy,
                region.left - box.left + sx : region.right - box.left + sx]
     if brush.type == BrushType.PATTERN and pattern is not None:
-        p_vals = canvas.tile(region, pattern, *brush.pattern_pos)
+        p_vals = raster.tile(region, pattern, *brush.pattern_pos)
     elif brush.type == BrushType.SOLID:
         p_vals = color_bytes(brush.color)
     else:
         p_vals = np.zeros(4, np.uint8)
-    canvas.commit(pixels, region, rop3(code, s_vals, p_vals, region.view(pixels)), opaque)
+    raster.commit(pixels, region, rop3(code, s_vals, p_vals, region.view(pixels)), opaque)
     return None
 
 
@@ -126,11 +126,11 @@ def _placed_source(region: Region, src: np.ndarray, src_area: Rect, box: Rect,
     None: the source covers nothing of the region."""
     if (src_area.width, src_area.height) == (box.width, box.height):
         dx, dy = box.left - src_area.left, box.top - src_area.top
-        sub = canvas.source_region(region, src, dx, dy)
+        sub = raster.source_region(region, src, dx, dy)
         if sub is None:
             return None
-        return sub, canvas.source_pixels(sub, src, dx, dy)
-    return region, canvas.scaled_source(region, src, src_area, box, nearest)
+        return sub, raster.source_pixels(sub, src, dx, dy)
+    return region, raster.scaled_source(region, src, src_area, box, nearest)
 
 
 def put_transparent(pixels: np.ndarray, opaque: bool, region: Region, src: np.ndarray,
@@ -141,7 +141,7 @@ def put_transparent(pixels: np.ndarray, opaque: bool, region: Region, src: np.nd
     if placed is None:
         return
     region, values = placed
-    canvas.commit(pixels, region, canvas.colorkey(region.view(pixels), values, true_color),
+    raster.commit(pixels, region, raster.colorkey(region.view(pixels), values, true_color),
                   opaque)
 
 
@@ -155,4 +155,4 @@ def put_alpha_blend(pixels: np.ndarray, opaque: bool, region: Region, src: np.nd
     if placed is None:
         return
     region, values = placed
-    canvas.commit(pixels, region, canvas.over(region.view(pixels), values, alpha), opaque)
+    raster.commit(pixels, region, raster.over(region.view(pixels), values, alpha), opaque)

@@ -21,7 +21,7 @@ from enum import IntEnum
 import numpy as np
 
 from ryll.protocol.constants import Ropd
-from ryll.render import _pixels, canvas  # type: ignore[attr-defined]
+from ryll.render import _pixels, raster  # type: ignore[attr-defined]
 
 
 class SpiceRop(IntEnum):
@@ -151,7 +151,7 @@ def rop3(code: int, src: np.ndarray, pat: np.ndarray, dst: np.ndarray) -> np.nda
     BGRA colour). Bit (P<<2 | S<<1 | D) of ``code`` is the result for that combination of
     input bits (Microsoft's ternary ROP numbering, rop3.c's). One pass over 32-bit words
     (the kernel _pixels.rop3)."""
-    d = canvas.words(dst)
-    s = np.broadcast_to(canvas.words(src), d.shape)
-    p = np.broadcast_to(canvas.words(pat), d.shape)
-    return canvas.word_bytes(_pixels.rop3(code & 0xFF, s, p, d))
+    d = raster.words(dst)
+    s = np.broadcast_to(raster.words(src), d.shape)
+    p = np.broadcast_to(raster.words(pat), d.shape)
+    return raster.word_bytes(_pixels.rop3(code & 0xFF, s, p, d))

@@ -35,8 +35,8 @@ import numpy as np
 from ryll.protocol.constants import BrushType, LineFlags, PathFlags
 from ryll.protocol.messages.draw import Brush, DrawStroke, LineAttr, PathSegment
 from ryll.render import _stroke  # type: ignore[attr-defined]
-from ryll.render.canvas import Region
 from ryll.render.ops import put_brush
+from ryll.render.raster import Region
 from ryll.render.rop import RopInput, SpiceRop, ropd_to_rop
 
 # Points after bezier flattening, in one draw (the parser already caps wire points at 1 << 20).

@@ -27,9 +27,9 @@ import numpy as np
 
 from ryll.protocol.constants import BrushType, Ropd
 from ryll.protocol.messages.draw import Brush, RasterGlyph, Rect
-from ryll.render import canvas
-from ryll.render.canvas import Region
+from ryll.render import raster
 from ryll.render.ops import color_bytes, put_brush
+from ryll.render.raster import Region
 from ryll.render.rop import SpiceRop
 
 
@@ -100,8 +100,8 @@ def put_text(pixels: np.ndarray, opaque: bool, region: Region, glyphs: tuple[Ras
     else:
         assert fore_pattern is not None
         px, py = fore_brush.pattern_pos
-        src = canvas.tile(region, fore_pattern, left + px, top + py)
+        src = raster.tile(region, fore_pattern, left + px, top + py)
     view = region.view(pixels)
-    values = canvas.over(view, src, alpha)
-    canvas.commit(pixels, region, values, opaque)
+    values = raster.over(view, src, alpha)
+    raster.commit(pixels, region, values, opaque)
     return None

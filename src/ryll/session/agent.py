@@ -1,18 +1,16 @@
 """``session.agent``: the guest agent as front ends (the headless runner, the control socket)
 use it. A thin asyncio layer over the main channel's sans-IO ``AgentCore``: it finds the main
-channel, writes what the core queued (``Session.flush``), waits for clipboard answers, and tells
-observers about agent events.
+channel, writes what the core queued (``Session.flush``) and waits for clipboard answers.
 
     session.agent.connected               # the server says an agent is attached
     session.agent.caps                    # what it announced (VD_AGENT_CAP_* numbers)
     session.agent.set_clipboard("text")   # own the guest clipboard; answered on demand
     await session.agent.get_clipboard()   # the text the guest's clipboard holds, or None
     session.agent.request_resolution(800, 600)
-    session.agent.add_observer(lambda name, data: ...)
 
-Observers get ``(name, data)``: ``("agent_connected", {"tokens": n})``,
-``("agent_disconnected", {"error": e})``, ``("clipboard", {"text": str, "selection": n})``.
-Everything also works (and does nothing harmful) with no agent: the operations that need one
+What the agent does is published as events (AgentConnected, AgentReady, AgentDisconnected,
+ClipboardChanged) like everything else. Everything also works (and does nothing harmful)
+with no agent: the operations that need one
 raise ``AgentUnavailable``; ``request_resolution`` is kept until an agent turns up.
 """
 
@@ -20,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ryll.channels.agent import (
@@ -28,9 +25,8 @@ from ryll.channels.agent import (
     AgentUnavailable,
 )
 from ryll.channels.events import (
-    AgentClipboardData,
-    AgentConnected,
     AgentDisconnected,
+    ClipboardChanged,
     Event,
     SessionInitialized,
 )
@@ -43,15 +39,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ryll.agent")
 
-AgentObserver = Callable[[str, dict[str, object]], None]
-
-__all__ = ["AgentClient", "AgentObserver", "AgentUnavailable"]
+__all__ = ["AgentClient", "AgentUnavailable"]
 
 
 class AgentClient:
     def __init__(self, session: Session) -> None:
         self._session = session
-        self._observers: list[AgentObserver] = []
         self._waiters: list[asyncio.Future[str | None]] = []
         self._resolution: tuple[int, int] | None = None
         self._noted_absent = False
@@ -90,14 +83,6 @@ class AgentClient:
             f"{self._resolution[0]}x{self._resolution[1]}" if self._resolution else None)}
 
     # --- operations -----------------------------------------------------------------------
-
-    def add_observer(self, observer: AgentObserver) -> None:
-        self._observers.append(observer)
-
-    def remove_observer(self, observer: AgentObserver) -> None:
-        """Stop calling ``observer``; a no-op if it was not added."""
-        if observer in self._observers:
-            self._observers.remove(observer)
 
     def set_clipboard(self, text: str) -> None:
         """Put ``text`` on the guest's clipboard: grab now, send the text when the guest asks.
@@ -144,24 +129,20 @@ class AgentClient:
     # --- events from the main channel -----------------------------------------------------
 
     def handle_event(self, event: Event) -> None:
-        """Called by the session for every channel event."""
+        """Called by the session for every main-channel event."""
         if isinstance(event, SessionInitialized):
             self._on_initialized()
-        elif isinstance(event, AgentConnected):
-            self._notify("agent_connected", {"tokens": event.tokens})
         elif isinstance(event, AgentDisconnected):
             for fut in self._waiters:
                 if not fut.done():
                     fut.set_exception(AgentUnavailable("the guest agent disconnected"))
-            self._notify("agent_disconnected", {"error": event.error})
-        elif isinstance(event, AgentClipboardData):
+        elif isinstance(event, ClipboardChanged):
             if event.selection == Selection.CLIPBOARD:
                 for fut in self._waiters:
                     if not fut.done():
                         fut.set_result(event.text)
             if event.text is not None:
                 log.info("agent: guest clipboard text (%d chars)", len(event.text))
-                self._notify("clipboard", {"text": event.text, "selection": event.selection})
 
     def _on_initialized(self) -> None:
         main = self._main()
@@ -174,10 +155,3 @@ class AgentClient:
             self._noted_absent = True
             log.info("agent: no guest agent connected; --resolution %dx%d waits for one",
                      *self._resolution)
-
-    def _notify(self, name: str, data: dict[str, object]) -> None:
-        for observer in list(self._observers):
-            try:
-                observer(name, data)
-            except Exception:  # an observer's failure must not take the session down
-                log.exception("agent observer failed for %s", name)

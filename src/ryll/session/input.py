@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ryll.channels.events import PasteCompleted
 from ryll.channels.inputs import InputsChannel
 from ryll.errors import RyllError
 from ryll.input.keys import (
@@ -55,9 +55,6 @@ class InputController:
         self.y = 0
         self.display_id = 0
         self._cursor_seen: tuple[int, int] | None = None
-        # Called as observer(characters, elapsed_ms) when type_text has typed all its text
-        # (--paste-text and the control socket's ``type`` both type through here).
-        self.paste_observers: list[Callable[[int, float], None]] = []
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -127,13 +124,13 @@ class InputController:
             self._up(ch, code)
         self._flush(ch)
 
-    async def type_text(self, text: str, char_delay_ms: float = 16) -> None:
+    async def type_text(self, text: str, char_delay_ms: float = 16) -> PasteCompleted:
         """Type text as keystrokes on a US layout, one character every ``char_delay_ms``.
 
         Modifiers held with ``key_down`` are released first and pressed again at the end; with
         Caps Lock on (the guest's lock state), letters are typed with the shift they need to
         come out as written. Raises ValueError (KeyNameError) for a character no US key types,
-        before anything is sent.
+        before anything is sent. Returns (and publishes) the PasteCompleted event.
         """
         if len(text) > MAX_TEXT:
             raise ValueError(f"text of {len(text)} characters is over the limit of {MAX_TEXT}")
@@ -163,8 +160,9 @@ class InputController:
                 self._flush(ch)
         elapsed_ms = (time.monotonic() - started) * 1000
         log.info("paste completed: %d characters in %.0f ms", len(text), elapsed_ms)
-        for observer in list(self.paste_observers):
-            observer(len(text), elapsed_ms)
+        done = PasteCompleted(len(text), round(elapsed_ms, 1))
+        self.session.publish(done)
+        return done
 
     @staticmethod
     def _caps_adjusted(ch: InputsChannel, combo: KeyCombo) -> KeyCombo:

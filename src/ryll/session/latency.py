@@ -7,34 +7,23 @@ first); the next display update closes it. A measurement still open after ``time
 that changed nothing on screen) is dropped and counted as ``unanswered``, so a later, unrelated
 update is never taken for its answer.
 
-Observers (``add_observer``) get every sample as it is taken: the ``--latency-file`` writer and
-the control socket hang there.
+Each sample is returned to the session, which publishes it as a ``LatencyMeasured`` event
+(the ``--latency-file`` writer and the control socket read it from there).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-log = logging.getLogger("ryll.latency")
+from ryll.channels.events import LatencyMeasured
 
 #: A key answered by no display update within this many seconds is not measured.
 LATENCY_TIMEOUT_S = 5.0
 #: Samples kept for the statistics (a cadence of one key every 2 s fills it in ~2 days).
 MAX_SAMPLES = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class LatencySample:
-    at: float  # wall-clock time (time.time()) of the display update
-    latency_ms: float
-
-
-LatencyObserver = Callable[[LatencySample], None]
 
 
 class LatencyTracker:
@@ -51,14 +40,6 @@ class LatencyTracker:
         self.samples: list[float] = []
         self.count = 0
         self.unanswered = 0
-        self._observers: list[LatencyObserver] = []
-
-    def add_observer(self, callback: LatencyObserver) -> None:
-        self._observers.append(callback)
-
-    def remove_observer(self, callback: LatencyObserver) -> None:
-        if callback in self._observers:
-            self._observers.remove(callback)
 
     @property
     def pending(self) -> bool:
@@ -72,25 +53,22 @@ class LatencyTracker:
         if self._pending is None:
             self._pending = now
 
-    def display_updated(self) -> None:
+    def display_updated(self) -> LatencyMeasured | None:
+        """A display update: the sample it closes, if a key was waiting for one."""
         if self._pending is None:
-            return
+            return None
         now = self._clock()
         elapsed = now - self._pending
         self._pending = None
         if elapsed > self.timeout_s:
             self.unanswered += 1
-            return
-        sample = LatencySample(self._wall(), round(elapsed * 1000.0, 3))
+            return None
+        sample = LatencyMeasured(self._wall(), round(elapsed * 1000.0, 3))
         self.count += 1
         if len(self.samples) >= MAX_SAMPLES:
             del self.samples[: MAX_SAMPLES // 10]
         self.samples.append(sample.latency_ms)
-        for observer in list(self._observers):
-            try:
-                observer(sample)
-            except Exception:  # an observer's failure must not end the session
-                log.exception("latency observer failed")
+        return sample
 
     def summary(self) -> dict[str, object]:
         """count, unanswered and min / median / p95 / max in milliseconds (None without
@@ -113,19 +91,3 @@ def _percentile(data: list[float], pct: float) -> float | None:
         return None
     rank = max(1, math.ceil(pct / 100.0 * len(data)))
     return data[rank - 1]
-
-
-class LatencyCSV:
-    """An observer writing one ``time,latency_ms`` line per sample (flushed as written)."""
-
-    def __init__(self, path: str) -> None:
-        self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
-        self._file.write("time,latency_ms\n")
-        self._file.flush()
-
-    def __call__(self, sample: LatencySample) -> None:
-        self._file.write(f"{sample.at:.3f},{sample.latency_ms:.3f}\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()

@@ -3,23 +3,27 @@
 ``--screenshot`` and the control socket's ``screenshot`` both go through here, so they agree
 on the monitor order (display channel id, then surface id), on where the cursor belongs (the
 cursor channel with the display channel's id, drawn on that channel's first primary surface)
-and on the pixels: ``grab`` copies a surface while holding its display channel's lock, so a
-copy never catches a draw half done in a worker thread.
+and on the pixels: ``Session.grab`` runs :func:`grab_monitor` through the session's render work,
+between two display messages, so a copy never catches a draw half done.
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from ryll.channels.cursor import CursorChannel
 from ryll.channels.display import DisplayChannel
+from ryll.protocol.messages.draw import Rect
 from ryll.render.cursor import composite
 from ryll.render.surface import Surface
-from ryll.session.session import Session
+
+if TYPE_CHECKING:
+    from ryll.session.session import Session
 
 
 @dataclass(frozen=True)
@@ -44,27 +48,65 @@ def monitors(session: Session) -> list[Monitor]:
     }
     out: list[Monitor] = []
     for display in sorted(session.display_channels(), key=lambda d: d.channel_id):
-        with display.lock:
-            primary = sorted(
-                (s for s in display.surfaces.values() if s.primary), key=lambda s: s.surface_id
-            )
+        primary = sorted(
+            (s for s in list(display.surfaces.values()) if s.primary), key=lambda s: s.surface_id
+        )
         for i, surface in enumerate(primary):
             out.append(Monitor(display, surface, cursors.get(display.channel_id) if i == 0
                                else None))
     return out
 
 
-def grab(monitor: Monitor, with_cursor: bool = False) -> np.ndarray:
-    """A copy of the monitor's pixels: (H, W, 4) RGBA for surfaces with alpha, else (H, W, 3)
-    RGB; with ``with_cursor``, the cursor is drawn alpha-over with its hotspot at the cursor
-    position when it is visible. May wait for the display channel's current message."""
+@dataclass(frozen=True)
+class Grab:
+    """A copy of a monitor's pixels: ``pixels`` is (H, W, 4) RGBA for surfaces with alpha,
+    else (H, W, 3) RGB; ``rect`` is where on the surface it was taken from."""
+
+    pixels: np.ndarray
+    channel_id: int
+    surface_id: int
+    rect: Rect
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    def png(self) -> bytes:
+        return encode_png(self.pixels)
+
+    def rgba(self) -> np.ndarray:
+        if self.pixels.shape[2] == 4:
+            return self.pixels
+        alpha = np.full(self.pixels.shape[:2] + (1,), 255, np.uint8)
+        return np.concatenate([self.pixels, alpha], axis=2)
+
+    def image(self) -> object:
+        """A Pillow image of the pixels."""
+        return Image.fromarray(self.pixels, "RGBA" if self.pixels.shape[2] == 4 else "RGB")
+
+
+def grab_monitor(monitor: Monitor, rect: Rect | None = None, with_cursor: bool = False) -> Grab:
+    """Copy the monitor's pixels (``rect`` of them, clipped to the surface); with
+    ``with_cursor``, the cursor is drawn alpha-over with its hotspot at the cursor position
+    when it is visible. Run between display messages (``Session.grab``)."""
     surface = monitor.surface
-    with monitor.display.lock:
-        pixels = surface.pixels[..., [2, 1, 0, 3]] if surface.has_alpha else surface.rgb()
+    full = Rect(0, 0, surface.height, surface.width)
+    r = full if rect is None else Rect(max(rect.top, 0), max(rect.left, 0),
+                                       min(rect.bottom, surface.height),
+                                       min(rect.right, surface.width))
+    if r.top >= r.bottom or r.left >= r.right:
+        raise ValueError(f"rectangle {rect} is not on the {surface.width}x{surface.height} "
+                         "surface")
+    view = surface.pixels[r.top:r.bottom, r.left:r.right]
+    pixels = view[..., [2, 1, 0, 3]] if surface.has_alpha else view[..., 2::-1].copy()
     cursor = monitor.cursor
     if with_cursor and cursor is not None and cursor.visible and cursor.shape is not None:
-        pixels = composite(pixels, cursor.shape, cursor.x, cursor.y)
-    return np.ascontiguousarray(pixels)
+        pixels = composite(pixels, cursor.shape, cursor.x - r.left, cursor.y - r.top)
+    return Grab(np.ascontiguousarray(pixels), monitor.channel_id, surface.surface_id, r)
 
 
 def encode_png(pixels: np.ndarray) -> bytes:

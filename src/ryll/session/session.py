@@ -2,9 +2,17 @@
 own asyncio task, all sharing a ``ChannelContext`` (gaps, session state, options).
 
 A channel task reads bytes, lets the sans-IO handler frame and handle them one message at a
-time, and writes the handler's replies right after each message, so a PING is answered before
-the next message is even looked at. Any channel that fails (closed, reset, protocol error)
-ends the session with that error; ``stop()`` ends it cleanly.
+time (passing it the time), and writes the handler's replies right after each message, so a
+PING is answered before the next message is even looked at. Display work goes through
+``RenderWork`` (one at a time, big messages in a worker thread). Any channel that fails
+(closed, reset, protocol error) ends the session with that error; ``stop()`` ends it cleanly.
+
+What front ends get from a session, and nothing else:
+
+- ``session.events(*kinds)``: every event (channels.events), per subscriber, bounded;
+- ``session.snapshot()``: one typed snapshot of everything (session.snapshot);
+- ``await session.grab(display, rect)``: a consistent copy of a monitor's pixels;
+- ``session.input`` and ``session.agent``: what to send.
 """
 
 from __future__ import annotations
@@ -22,18 +30,31 @@ from ryll.channels.base import Channel
 from ryll.channels.context import ChannelContext
 from ryll.channels.cursor import CursorChannel
 from ryll.channels.display import DisplayChannel
-from ryll.channels.events import ChannelsListed, DecodeDeferred, Event, WaitRequested
+from ryll.channels.events import (
+    ChannelClosed,
+    ChannelLinked,
+    ChannelsListed,
+    DisplayUpdated,
+    Event,
+    GapOpened,
+    SessionEnded,
+    WaitRequested,
+)
 from ryll.channels.inputs import InputsChannel
 from ryll.channels.main import MainChannel
 from ryll.errors import LinkError, ProtocolError, RyllError, ServerClosedError
-from ryll.protocol.constants import ChannelType, DisplayServer, LinkResult
+from ryll.protocol.constants import ChannelType, LinkResult
 from ryll.protocol.link import NeedSecured
+from ryll.protocol.messages.draw import Rect
 from ryll.protocol.names import channel_name
-from ryll.render.images import allow_waiting
 from ryll.session.agent import AgentClient
+from ryll.session.bus import DEFAULT_QUEUE, EventBus, EventStream
 from ryll.session.connection import LinkedChannel, link_channel
 from ryll.session.input import InputController
 from ryll.session.latency import LatencyTracker
+from ryll.session.render_work import OFFLOAD_BYTES, RenderWork
+from ryll.session.screens import Grab, grab_monitor, monitors
+from ryll.session.snapshot import SessionSnapshot, take_snapshot
 from ryll.session.target import Target
 
 log = logging.getLogger("ryll.session")
@@ -45,22 +66,12 @@ CHANNEL_CLASSES: dict[int, type[Channel]] = {
     ChannelType.CURSOR: CursorChannel,
 }
 READ_CHUNK = 256 * 1024
-# Messages at least this big are handled off the event loop (see _channel_loop). 64 KiB is
-# where a decode starts to cost more than a thread hop (~50 us): a QUIC or LZ image of about
-# 100x100 pixels and up.
-OFFLOAD_BYTES = 64 * 1024
 # How long WAIT_FOR_CHANNELS may hold a channel. spice-gtk waits forever; a bounded wait turns a
 # server bug (or a channel we never linked) into a named gap instead of a frozen display.
 WAIT_FOR_CHANNELS_TIMEOUT_S = 10.0
 # Channels one session links at most: a CHANNELS_LIST can list at most 1024 (protocol layer);
 # QEMU lists about 4-10. Beyond this we stop linking and register a gap.
 MAX_LINKED_CHANNELS = 64
-# Display messages that change pixels on screen: a display update for input latency.
-DISPLAY_UPDATES = frozenset({
-    DisplayServer.COPY_BITS, DisplayServer.STREAM_DATA, DisplayServer.STREAM_DATA_SIZED,
-    DisplayServer.GL_DRAW, DisplayServer.DRAW_COMPOSITE,
-    *range(DisplayServer.DRAW_FILL, DisplayServer.DRAW_ALPHA_BLEND + 1),
-})
 
 
 @dataclass
@@ -85,9 +96,6 @@ class SessionEnd:
 class Session:
     target: Target
     ctx: ChannelContext = field(default_factory=ChannelContext)
-    # Called with every channel event after the session has acted on it (front ends, the
-    # control socket); add and remove freely.
-    event_observers: list[Callable[[Channel, Event], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.channels: dict[tuple[int, int], LinkedInfo] = {}
@@ -100,12 +108,12 @@ class Session:
         self._done: asyncio.Future[SessionEnd] | None = None
         self._progress = asyncio.Event()
         self._waiters = 0
+        self._bus = EventBus()
+        self.render = RenderWork()
         # The guest agent (clipboard, resolution): see session/agent.py.
         self.agent = AgentClient(self)
-        # Input-to-display latency; display_observers are called (no arguments) after each
-        # display update is handled (DISPLAY_UPDATES).
+        # Input-to-display latency: keys from session.input, updates from DisplayUpdated.
         self.latency = LatencyTracker()
-        self.display_observers: list[Callable[[], None]] = [self.latency.display_updated]
         self._input: InputController | None = None
 
     @property
@@ -118,6 +126,34 @@ class Session:
     @property
     def uptime(self) -> float:
         return time.monotonic() - self._started_mono
+
+    # --- what front ends use --------------------------------------------------------------
+
+    def events(self, *kinds: type[Event], maxsize: int = DEFAULT_QUEUE) -> EventStream:
+        """Subscribe to the session's events (all, or only instances of ``kinds``). Subscribe
+        before ``connect()`` to see every event; the stream ends after SessionEnded."""
+        return self._bus.subscribe(*kinds, maxsize=maxsize)
+
+    def publish(self, event: Event) -> None:
+        """Hand an event to every subscriber (the session's parts use this; call it on the
+        event loop's thread)."""
+        self._bus.publish(event)
+
+    def snapshot(self) -> SessionSnapshot:
+        """Everything about the session now, as one frozen, JSON-able value."""
+        return take_snapshot(self)
+
+    async def grab(self, display: int = 0, rect: Rect | None = None,
+                   with_cursor: bool = False) -> Grab:
+        """A copy of monitor ``display``'s pixels (the whole surface, or ``rect`` of it), taken
+        between two display messages so it never shows a draw half done. Never blocks the
+        event loop: while a decode runs in the render worker, the copy waits its turn there.
+        Raises LookupError when there is no such monitor."""
+        screens = monitors(self)
+        if not 0 <= display < len(screens):
+            raise LookupError(f"no display {display} (displays: {len(screens)})")
+        monitor = screens[display]
+        return await self.render.run(grab_monitor, monitor, rect, with_cursor)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -133,6 +169,8 @@ class Session:
         finally:
             await self._close_all()
         self.end = end
+        self._drain_gaps()
+        self.publish(SessionEnded(end.reason, end.message, end.exit_code))
         return end
 
     async def run(self) -> SessionEnd:
@@ -156,6 +194,7 @@ class Session:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
+        self.render.close()
 
     # --- linking --------------------------------------------------------------------------
 
@@ -191,6 +230,7 @@ class Session:
         out = channel.data_to_send()
         if out:
             linked.writer.write(out)
+        self.publish(ChannelLinked(cls.channel_type, channel_id, channel.name, linked.tls))
         self._spawn(self._channel_loop(channel, linked.reader, linked.writer))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -231,7 +271,20 @@ class Session:
     async def _channel_loop(
         self, channel: Channel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        try:
+            await self._serve(channel, reader, writer)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.publish(ChannelClosed(channel.channel_type, channel.channel_id, channel.name,
+                                       str(exc)))
+            raise
+
+    async def _serve(
+        self, channel: Channel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         what = f"{channel.name} channel"
+        display = isinstance(channel, DisplayChannel)
         while True:
             try:
                 data = await reader.read(READ_CHUNK)
@@ -244,24 +297,23 @@ class Session:
                     )
                 raise ServerClosedError(f"the server closed the {what}")
             for message in channel.feed(data):
-                if len(message.body) >= OFFLOAD_BYTES:
-                    # A big message means a big decode; the compiled decoders release the GIL,
-                    # so handling it in a worker thread keeps this loop free to answer PINGs
-                    # on every other channel meanwhile. The channel's own messages stay in
-                    # order: this task waits for the result before the next one. A worker may
-                    # block (a GLZ image waiting for another display channel's image).
-                    events = await asyncio.to_thread(allow_waiting, channel.handle, message)
+                now = time.monotonic()
+                if display:
+                    # Display work is serialised (the channels share caches); a big message
+                    # is decoded in the render worker, so this loop stays free for PINGs.
+                    events = await self.render.run(channel.handle, message, now,
+                                                   big=len(message.body) >= OFFLOAD_BYTES)
                 else:
-                    events = channel.handle(message)
+                    events = channel.handle(message, now)
                 out = channel.data_to_send()
                 if out:
                     writer.write(out)
-                if (message.type in DISPLAY_UPDATES
-                        and channel.channel_type == ChannelType.DISPLAY):
-                    for observer in self.display_observers:
-                        observer()
-                for event in events:
-                    await self._on_event(channel, event)
+                await self._after(channel, events)
+                while isinstance(channel, DisplayChannel) and channel.parked is not None:
+                    await self._unpark(channel)
+                    out = channel.data_to_send()
+                    if out:
+                        writer.write(out)
                 if self._waiters:
                     self._progress.set()
             try:
@@ -269,22 +321,60 @@ class Session:
             except (ConnectionError, OSError) as exc:
                 raise ServerClosedError(f"the server reset the {what}: {exc}") from None
 
+    async def _after(self, channel: Channel, events: list[Event]) -> None:
+        """Act on what a channel reported, then publish it: gaps first (they happened during
+        the message), then the events in order."""
+        self._drain_gaps()
+        for event in events:
+            await self._on_event(channel, event)
+
+    def _drain_gaps(self) -> None:
+        for gap in self.ctx.gaps.take_new():
+            self.publish(GapOpened(gap.key, gap.detail, gap.hexdump))
+
     async def _on_event(self, channel: Channel, event: Event) -> None:
+        """Publish one channel event, then act on it (requests: link, wait; latency; the
+        agent's asyncio face)."""
+        self.publish(event)
         if isinstance(event, ChannelsListed):
             self._link_listed(event)
         elif isinstance(event, WaitRequested):
             await self._wait_for(channel, event)
-            if event.then is not None:
-                event.then()
-        elif isinstance(event, DecodeDeferred):
-            # The message waits (bounded) for another channel's GLZ image, in a worker so this
-            # loop keeps serving that channel; this channel's next message waits for it.
-            for follow in await asyncio.to_thread(allow_waiting, event.run):
-                await self._on_event(channel, follow)
-        if isinstance(channel, MainChannel):
+            channel.wait_over()
+            await self._after(channel, channel.take_events())
+        elif isinstance(event, DisplayUpdated):
+            sample = self.latency.display_updated()
+            if sample is not None:
+                self.publish(sample)
+        elif isinstance(channel, MainChannel):
             self.agent.handle_event(event)
-        for observer in list(self.event_observers):
-            observer(channel, event)
+
+    async def _unpark(self, channel: DisplayChannel) -> None:
+        """A draw of ``channel`` waits for a GLZ image another display channel delivers: wait
+        (on the loop, without blocking it) until the image is there or the wait runs out."""
+        deadline = channel.parked_deadline()
+        assert deadline is not None
+        if not await self._wait_until(channel.parked_ready, deadline):
+            channel.expire(time.monotonic())
+        else:
+            await self.render.run(channel.resume, time.monotonic(), big=True)
+        await self._after(channel, channel.take_events())
+
+    async def _wait_until(self, ready: Callable[[], bool], deadline: float) -> bool:
+        """Re-check ``ready`` after every message any channel handles, until it holds (True)
+        or the monotonic ``deadline`` passes (False)."""
+        self._waiters += 1
+        try:
+            while not ready():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._progress.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._progress.wait(), left)
+            return True
+        finally:
+            self._waiters -= 1
 
     def _link_listed(self, event: ChannelsListed) -> None:
         session_id = self.ctx.state.session_id
@@ -303,10 +393,10 @@ class Session:
                 self.ctx.gaps.register("main:channel_cap", "too many channels listed")
                 break
             self._spawn(self._link(cid.type, cid.id, session_id))
+        self._drain_gaps()
 
     async def _wait_for(self, channel: Channel, event: WaitRequested) -> None:
         """Hold this channel until the named channels have handled the given serials."""
-        deadline = time.monotonic() + WAIT_FOR_CHANNELS_TIMEOUT_S
 
         def pending() -> list[str]:
             out = []
@@ -316,21 +406,13 @@ class Session:
                     out.append(f"{info.channel.name}:{w.channel_id}")
             return out
 
-        self._waiters += 1
-        try:
-            while waiting := pending():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    self.ctx.gaps.register(
-                        f"{channel.name}:wait_for_channels:timeout",
-                        f"gave up waiting for {', '.join(waiting)}",
-                    )
-                    return
-                self._progress.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._progress.wait(), left)
-        finally:
-            self._waiters -= 1
+        deadline = time.monotonic() + WAIT_FOR_CHANNELS_TIMEOUT_S
+        if not await self._wait_until(lambda: not pending(), deadline):
+            self.ctx.gaps.register(
+                f"{channel.name}:wait_for_channels:timeout",
+                f"gave up waiting for {', '.join(pending())}",
+            )
+            self._drain_gaps()
 
     # --- reporting ------------------------------------------------------------------------
 
@@ -338,6 +420,10 @@ class Session:
         return [
             i.channel for i in self.channels.values() if isinstance(i.channel, DisplayChannel)
         ]
+
+    def cursor_channels(self) -> list[CursorChannel]:
+        return sorted((i.channel for i in self.channels.values()
+                       if isinstance(i.channel, CursorChannel)), key=lambda c: c.channel_id)
 
     def totals(self) -> tuple[int, int]:
         bytes_in = sum(i.channel.stats.bytes_in for i in self.channels.values())

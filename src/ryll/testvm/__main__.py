@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -140,11 +141,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             "--duration", str(args.seconds), "--summary-json", str(args.summary_json),
             "--screenshot", str(args.screenshot), *args.ryll_args,
         ]
+        for path in (args.summary_json, args.screenshot):
+            path.parent.mkdir(parents=True, exist_ok=True)
         print("running:", " ".join(cmd), flush=True)
         try:
-            return subprocess.call(cmd)
+            code = subprocess.call(cmd)
         except KeyboardInterrupt:
             return 130
+        print(f"demo: summary {args.summary_json}, screenshot {args.screenshot}", flush=True)
+        return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="boot the test VM and run ryll headless against it")
     _vm_options(p)
     p.add_argument("--seconds", type=float, default=20.0, help="how long ryll runs")
-    p.add_argument("--summary-json", type=Path, default=Path("ryll-demo-summary.json"))
-    p.add_argument("--screenshot", type=Path, default=Path("ryll-demo.png"))
+    out = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ryll-demo"
+    p.add_argument("--summary-json", type=Path, default=out / "ryll-demo-summary.json")
+    p.add_argument("--screenshot", type=Path, default=out / "ryll-demo.png")
     p.add_argument("ryll_args", nargs=argparse.REMAINDER, help="more ryll options, after --")
     p.set_defaults(func=_cmd_demo, scene="animate")
 

@@ -1,0 +1,308 @@
+"""The drawing half of spice-common's software canvas (canvas_base.c, sw_canvas.c,
+pixman_utils.c), vectorised with numpy over BGRA surfaces.
+
+A draw first computes its destination *region*: the box, intersected with the surface, the clip
+rects and the QMask (canvas_base.c ``canvas_clip_pixman`` / ``canvas_mask_pixman``). ryll keeps
+a region as its extents plus an optional boolean mask of the pixels inside them (None: all of
+them), where spice-common keeps a pixman region; both describe the same pixel set.
+
+Then an operation computes new values for the region's extents and commits them through the
+mask. Surfaces without alpha (everything but 32_ARGB) keep their x byte at 0xFF, ryll's
+surface convention; spice-common lets raster ops write garbage there, which no screen shows.
+
+Scaling follows pixman as spice-common drives it (``__scale_image``: a scale transform of
+fixed-point ``src * 65536 // dest`` plus a translation to the source rect, sampled at pixel
+centres, ``PIXMAN_REPEAT_NONE``): NEAREST picks ``(v - pixman_fixed_e) >> 16``; INTERPOLATE
+(``PIXMAN_FILTER_GOOD``, which pixman runs as BILINEAR) uses pixman's 7-bit bilinear weights
+and its C reference arithmetic (each channel ``sum(c * w) >> 16``, weights out of 256*256).
+pixman's SIMD bilinear paths may round a channel by one differently; samples outside the
+source image are transparent black, as pixman's REPEAT_NONE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ryll.protocol.messages.draw import Rect
+from ryll.render import _pixels  # type: ignore[attr-defined]
+
+# pixman_fixed_1 and pixman's bilinear weight precision (BILINEAR_INTERPOLATION_BITS).
+FIXED_ONE = 65536
+BILINEAR_BITS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A set of surface pixels: the extents [top, bottom) x [left, right) and, when not every
+    pixel of them is in the set, a (h, w) boolean mask."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+    mask: np.ndarray | None = None
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    def view(self, pixels: np.ndarray) -> np.ndarray:
+        return pixels[self.top : self.bottom, self.left : self.right]
+
+    def restrict(self, top: int, left: int, bottom: int, right: int) -> Region | None:
+        """The part of this region inside the rectangle."""
+        t, lf = max(self.top, top), max(self.left, left)
+        b, r = min(self.bottom, bottom), min(self.right, right)
+        if t >= b or lf >= r:
+            return None
+        mask = None
+        if self.mask is not None:
+            mask = self.mask[t - self.top : b - self.top, lf - self.left : r - self.left]
+            if not mask.any():
+                return None
+        return Region(t, lf, b, r, mask)
+
+    def count(self) -> int:
+        return self.height * self.width if self.mask is None else int(self.mask.sum())
+
+
+def draw_region(box: Rect, clip: tuple[Rect, ...] | None, width: int, height: int
+                ) -> Region | None:
+    """The box on a width x height surface, clipped by the clip rects (their union)."""
+    whole = Region(0, 0, height, width).restrict(box.top, box.left, box.bottom, box.right)
+    if whole is None or clip is None:
+        return whole
+    pieces = []
+    for r in clip:
+        piece = whole.restrict(r.top, r.left, r.bottom, r.right)
+        if piece is not None:
+            pieces.append(piece)
+    if not pieces:
+        return None
+    if len(pieces) == 1:
+        return pieces[0]
+    top = min(p.top for p in pieces)
+    left = min(p.left for p in pieces)
+    bottom = max(p.bottom for p in pieces)
+    right = max(p.right for p in pieces)
+    mask = np.zeros((bottom - top, right - left), dtype=bool)
+    for p in pieces:
+        mask[p.top - top : p.bottom - top, p.left - left : p.right - left] = True
+    return Region(top, left, bottom, right, None if mask.all() else mask)
+
+
+def intersect_bits(region: Region, bits: np.ndarray, x: int, y: int) -> Region | None:
+    """The region's pixels whose bit is set in ``bits`` (a (h, w) bool image whose pixel
+    (0, 0) covers surface pixel (x, y)); pixels outside ``bits`` are out, as in
+    canvas_base.c ``canvas_mask_pixman`` (an inverted mask is inverted only within its size)."""
+    bh, bw = bits.shape
+    sub = region.restrict(y, x, y + bh, x + bw)
+    if sub is None:
+        return None
+    b = bits[sub.top - y : sub.bottom - y, sub.left - x : sub.right - x]
+    mask = b if sub.mask is None else (b & sub.mask)
+    if not mask.any():
+        return None
+    # Shrink to the extents of what is left, so later work covers no dead rows.
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    t, b_, lf, r = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    mask = mask[t:b_, lf:r]
+    return Region(sub.top + int(t), sub.left + int(lf), sub.top + int(b_), sub.left + int(r),
+                  None if mask.all() else mask.copy())
+
+
+# A 32-bit pixel word's alpha / x byte (BGRA bytes read as a little-endian uint32).
+ALPHA_WORD = 0xFF000000
+
+
+def words(pixels: np.ndarray) -> np.ndarray:
+    """BGRA pixels (..., 4) uint8 as their little-endian uint32 words (...): a view when the
+    memory allows one (each pixel's 4 bytes contiguous and 4-aligned), else a copy's."""
+    if pixels.dtype != np.uint8 or pixels.shape[-1:] != (4,):
+        raise TypeError(f"expected (..., 4) uint8 pixels, got {pixels.dtype} {pixels.shape}")
+    if (pixels.strides[-1] != 1 or pixels.ctypes.data % 4
+            or any(s % 4 for s in pixels.strides[:-1])):
+        pixels = pixels.copy()
+    return pixels.view("<u4")[..., 0]
+
+
+def word_bytes(words_: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`words`: (...) uint32 words as a (..., 4) uint8 view."""
+    return words_.astype("<u4", copy=False)[..., None].view(np.uint8)
+
+
+def commit(pixels: np.ndarray, region: Region, values: np.ndarray, opaque: bool) -> None:
+    """Write ``values`` (the region's extents, or one broadcastable pixel) into the region,
+    alpha forced to 255 when ``opaque``: one pass over 32-bit words."""
+    view = region.view(pixels)
+    dst = words(view)
+    if dst.ctypes.data != view.ctypes.data:  # words() had to copy: writes would be lost
+        raise ValueError("surface pixels must be 4-byte aligned BGRA rows")
+    where = True if region.mask is None else region.mask
+    if values.ndim == 1:
+        word = int(words(values)) | (ALPHA_WORD if opaque else 0)
+        if region.mask is None:
+            dst[...] = word
+        else:
+            np.copyto(dst, np.uint32(word), where=where)
+    elif opaque:
+        np.bitwise_or(words(values), np.uint32(ALPHA_WORD), out=dst, where=where)
+    else:
+        np.copyto(dst, words(values), where=where)
+
+
+# --- sources -----------------------------------------------------------------------------
+
+
+def source_region(region: Region, src: np.ndarray, dx: int, dy: int) -> Region | None:
+    """The part of the region an unscaled source covers when its pixel (sx, sy) lands on
+    (sx + dx, sy + dy): spice_pixman_blit and friends clip to the source and leave the rest
+    of the destination untouched."""
+    sh, sw = src.shape[:2]
+    return region.restrict(dy, dx, dy + sh, dx + sw)
+
+
+def source_pixels(region: Region, src: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """The source pixels for a region :func:`source_region` returned."""
+    return src[region.top - dy : region.bottom - dy, region.left - dx : region.right - dx]
+
+
+def blit(pixels: np.ndarray, opaque: bool, box: Rect, clip: tuple[Rect, ...] | None,
+         src: np.ndarray, dx: int, dy: int) -> bool:
+    """Unscaled copy of ``src``, whose pixel (0, 0) lands on surface pixel (dx, dy), into the
+    box cut by the clip, the surface and the source (COPY_BITS and stream frames). Returns
+    whether any pixel was written."""
+    h, w = pixels.shape[:2]
+    region = draw_region(box, clip, w, h)
+    sub = source_region(region, src, dx, dy) if region is not None else None
+    if sub is None:
+        return False
+    commit(pixels, sub, source_pixels(sub, src, dx, dy), opaque)
+    return True
+
+
+def scale_nearest(src: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Nearest-neighbour resize to (height, width), sampling pixel centres (stream frames
+    whose size differs from their destination)."""
+    sh, sw = src.shape[:2]
+    ys = ((np.arange(height) * 2 + 1) * sh // (2 * height)).clip(0, sh - 1)
+    xs = ((np.arange(width) * 2 + 1) * sw // (2 * width)).clip(0, sw - 1)
+    # Row gather then column gather: two 1-D takes beat one 2-D fancy index several times over.
+    return np.take(np.take(src, ys, axis=0), xs, axis=1)
+
+
+def tile(region: Region, pattern: np.ndarray, pos_x: int, pos_y: int) -> np.ndarray:
+    """A pattern brush over the region's extents: surface pixel (x, y) takes pattern pixel
+    ((y - pos_y) mod h, (x - pos_x) mod w), spice_pixman_tile_rect's ``tile_start``."""
+    ph, pw = pattern.shape[:2]
+    r0, c0 = (region.top - pos_y) % ph, (region.left - pos_x) % pw
+    h, w = region.height, region.width
+    # Whole copies of the pattern covering the extents from the phase (r0, c0), then cut.
+    reps = (-(-(r0 + h) // ph), -(-(c0 + w) // pw))
+    return word_bytes(np.tile(words(pattern), reps)[r0 : r0 + h, c0 : c0 + w])
+
+
+def scale_factor(src_len: int, dest_len: int) -> int:
+    """sw_canvas.c: ``((pixman_fixed_48_16_t) src_width * 65536) / dest_width``."""
+    return (src_len * FIXED_ONE) // dest_len
+
+
+def sample_positions(first: int, count: int, factor: int, offset_fixed: int) -> np.ndarray:
+    """pixman's transformed pixel centres, 16.16 fixed, for destination pixels
+    first .. first + count - 1 of the transformed image: ``factor * i + round(factor / 2)``
+    (pixman_transform_point_31_16 on i + 0.5) plus the translation."""
+    i = np.arange(first, first + count, dtype=np.int64)
+    return i * factor + ((factor + 1) >> 1) + offset_fixed
+
+
+def _gather(src: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """src[ys, xs] with transparent black outside (REPEAT_NONE)."""
+    sh, sw = src.shape[:2]
+    vy = (ys >= 0) & (ys < sh)
+    vx = (xs >= 0) & (xs < sw)
+    # Row gather then column gather of whole pixel words (see scale_nearest).
+    out = np.take(np.take(words(src), ys.clip(0, sh - 1), axis=0), xs.clip(0, sw - 1), axis=1)
+    if not vy.all():
+        out[~vy] = 0
+    if not vx.all():
+        out[:, ~vx] = 0
+    return word_bytes(out)
+
+
+def sample(src: np.ndarray, vys: np.ndarray, vxs: np.ndarray, nearest: bool) -> np.ndarray:
+    """The (len(vys), len(vxs), 4) pixels pixman samples at the fixed-point positions."""
+    if nearest:
+        return _gather(src, (vys - 1) >> 16, (vxs - 1) >> 16)
+    shift = 16 - BILINEAR_BITS
+    mask = (1 << BILINEAR_BITS) - 1
+    x1, y1 = vxs - FIXED_ONE // 2, vys - FIXED_ONE // 2
+    # pixman_fixed_to_bilinear_weight, then scaled to 8 bits as bilinear_interpolation does.
+    wx = ((x1 >> shift) & mask).astype(np.int64) << (8 - BILINEAR_BITS)
+    wy = ((y1 >> shift) & mask).astype(np.int64) << (8 - BILINEAR_BITS)
+    x0, y0 = x1 >> 16, y1 >> 16
+    xs = np.concatenate([x0, x0 + 1])
+    ys = np.concatenate([y0, y0 + 1])
+    # Exact integer sums (at most 255 * 65536, so int32 holds them), horizontal then vertical:
+    # the same total as pixman's four-term sum before its final >> 16.
+    px = _gather(src, ys, xs).astype(np.int32)
+    n, m = len(y0), len(x0)
+    wx_ = wx.astype(np.int32)[None, :, None]
+    wy_ = wy.astype(np.int32)[:, None, None]
+    rows = px[:, :m] * (256 - wx_) + px[:, m:] * wx_
+    acc = rows[:n] * (256 - wy_) + rows[n:] * wy_
+    return np.right_shift(acc, 16).astype(np.uint8)
+
+
+def scaled_source(region: Region, src: np.ndarray, src_area: Rect, box: Rect, nearest: bool
+                  ) -> np.ndarray:
+    """The region's extents of ``src_area`` scaled onto ``box`` (sw_canvas.c
+    ``__scale_image``: the whole source image is sampled, not just the rect)."""
+    fx = scale_factor(src_area.width, box.width)
+    fy = scale_factor(src_area.height, box.height)
+    vxs = sample_positions(region.left - box.left, region.width, fx, src_area.left * FIXED_ONE)
+    vys = sample_positions(region.top - box.top, region.height, fy, src_area.top * FIXED_ONE)
+    return sample(src, vys, vxs, nearest)
+
+
+def scaled_surface(src: np.ndarray, src_area: Rect, width: int, height: int, nearest: bool
+                   ) -> np.ndarray:
+    """canvas_base.c ``canvas_scale_surface`` (used by DRAW_ROP3): a width x height image,
+    double-precision factors truncated to 16.16 and the source offset rounded in dest
+    pixels, unlike ``__scale_image``."""
+    sx = src_area.width / width
+    sy = src_area.height / height
+    fx, fy = int(sx * FIXED_ONE), int(sy * FIXED_ONE)
+    ox = int(np.floor(src_area.left / sx + 0.5))
+    oy = int(np.floor(src_area.top / sy + 0.5))
+    return sample(src, sample_positions(oy, height, fy, 0), sample_positions(ox, width, fx, 0),
+                  nearest)
+
+
+# --- compositing ------------------------------------------------------------------------
+
+
+def over(dest: np.ndarray, src: np.ndarray, alpha: int | np.ndarray) -> np.ndarray:
+    """pixman PIXMAN_OP_OVER of premultiplied ``src`` (the extents' pixels or one pixel) onto
+    ``dest`` through a mask alpha: one value (a solid mask, omitted by spice-common when 255)
+    or an (h, w) a8 mask. combine_over_u: ``s = s * m; d = s + d * (255 - s.alpha)``,
+    saturating (the kernel _pixels.over)."""
+    d = words(dest)
+    s = np.broadcast_to(words(src), d.shape)
+    if isinstance(alpha, np.ndarray):
+        out = _pixels.over(d, s, 0xFF, np.asarray(alpha, np.uint8))
+    else:
+        out = _pixels.over(d, s, alpha)
+    return word_bytes(out)
+
+
+def colorkey(dest: np.ndarray, src: np.ndarray, key: int) -> np.ndarray:
+    """spice_pixman_blit_colorkey at 32 bpp: a source pixel whose RGB (its low 24 bits) equals
+    the key's leaves the destination alone; any other is copied whole (the kernel
+    _pixels.colorkey)."""
+    return word_bytes(_pixels.colorkey(words(dest), words(src), key & 0xFFFFFF))
