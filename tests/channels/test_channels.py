@@ -22,6 +22,7 @@ from ryll.channels.display import DisplayChannel
 from ryll.channels.events import (
     ChannelsListed,
     DisplayMarked,
+    DisplayReset,
     DisplayUpdated,
     Event,
     MonitorsChanged,
@@ -251,6 +252,27 @@ def test_unknown_opcode_is_one_gap_and_the_channel_keeps_working() -> None:
     assert sent(ch) == [(BaseClient.PONG, DISPLAY_PING)]
     assert events == [SurfaceCreated(0, 0, 640, 480, 32, True),
                       DisplayUpdated(0, 0, Rect(0, 0, 480, 640))]  # the new surface, black
+
+
+def test_reset_clears_the_primary_and_the_palettes_and_unmarks() -> None:
+    """spice-gtk display_handle_reset: the primary canvas cleared (black on xRGB), the palette
+    cache emptied, mark FALSE; the server draws again after it."""
+    ctx = ChannelContext()
+    ch = DisplayChannel(0, ctx)
+    ch.receive_data(frame(DisplayServer.SURFACE_CREATE, SURFACE_CREATE) +
+                    frame(DisplayServer.MARK))
+    assert ch.marked
+    ch.surfaces[0].pixels[...] = 200
+    ctx.display_shared.palettes.put(7, (1, 2, 3))
+    events = ch.receive_data(frame(DisplayServer.RESET))
+    assert events == [DisplayUpdated(0, 0, Rect(0, 0, 480, 640)), DisplayReset(0)]
+    assert not ch.marked and ch.resets == 1
+    assert (ch.surfaces[0].pixels[..., :3] == 0).all()
+    assert (ch.surfaces[0].pixels[..., 3] == 255).all()
+    assert ctx.display_shared.palettes.get(7) is None
+    assert list(ch.surfaces) == [0] and len(ctx.gaps) == 0  # the surface stays
+    assert ch.receive_data(frame(DisplayServer.MARK)) == [DisplayMarked(0)]
+    assert ch.marked
 
 
 def test_truncated_surface_create_is_a_malformed_gap() -> None:

@@ -13,6 +13,7 @@ from tests.channels.test_channels import frame
 from ryll.channels.context import ChannelContext
 from ryll.channels.cursor import CursorChannel
 from ryll.channels.display import DisplayChannel
+from ryll.channels.events import CursorChanged
 from ryll.cli.main import main
 from ryll.protocol.constants import CursorFlags, CursorServer, CursorType, SurfaceFlags, SurfaceFmt
 from ryll.render.cursor import CursorCache
@@ -73,6 +74,29 @@ def test_init_set_move_hide() -> None:
                               "unique": 0}
     assert state["x"] == 7 and state["visible"] is False
     assert len(ctx.gaps) == 0
+
+
+def test_every_change_is_one_cursor_changed_event() -> None:
+    """Position, visibility and shape changes each emit CursorChanged (shape_changed when the
+    picture itself is new); a message that changes nothing emits nothing."""
+    ch, _ = chan()
+
+    def got(opcode: int, body: bytes = b"") -> list[object]:
+        return ch.receive_data(frame(opcode, body))
+
+    [init] = got(CursorServer.INIT, init_body(10, 20, 1, cursor()))
+    assert isinstance(init, CursorChanged) and init.shape is ch.shape
+    assert (init.channel_id, init.x, init.y, init.visible, init.shape_changed) == \
+        (0, 10, 20, True, True)
+    assert got(CursorServer.MOVE, struct.pack("<hh", 11, 21)) == [
+        CursorChanged(0, 11, 21, True, ch.shape, False)]
+    assert got(CursorServer.MOVE, struct.pack("<hh", 11, 21)) == []  # nothing changed
+    assert got(CursorServer.HIDE) == [CursorChanged(0, 11, 21, False, ch.shape, False)]
+    [new] = got(CursorServer.SET, set_body(1, 2, 1, cursor(w=3, h=1)))
+    assert isinstance(new, CursorChanged) and new.shape_changed and new.shape is not None
+    assert new.shape.width == 3
+    assert got(CursorServer.TRAIL, struct.pack("<HH", 5, 9)) == []
+    assert got(CursorServer.RESET) == [CursorChanged(0, 1, 2, False, None, True)]
 
 
 def test_none_flag_hides() -> None:
