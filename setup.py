@@ -11,7 +11,6 @@ runtime wheel does not ship it.
 """
 
 import os
-
 from pathlib import Path
 
 import numpy
@@ -21,27 +20,31 @@ from setuptools import Extension, setup
 SRC = Path(__file__).parent / "src"
 TEST_ONLY = {"_lz_enc.pyx"}
 
-extensions = [
-    Extension(
-        ".".join(pyx.relative_to(SRC).with_suffix("").parts),
-        [str(pyx.relative_to(Path(__file__).parent))],
-        include_dirs=[numpy.get_include()],
-        extra_compile_args=["-O2"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    )
-    for pyx in sorted(SRC.rglob("*.pyx"))
-    if os.environ.get("RYLL_DEV") == "1" or pyx.name not in TEST_ONLY
-]
+def extensions(dev: bool) -> list[Extension]:
+    """One extension per ``.pyx``; the test-only ones only for a development install."""
+    return [
+        Extension(
+            ".".join(pyx.relative_to(SRC).with_suffix("").parts),
+            [str(pyx.relative_to(Path(__file__).parent))],
+            include_dirs=[numpy.get_include()],
+            extra_compile_args=["-O2"],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        )
+        for pyx in sorted(SRC.rglob("*.pyx"))
+        if dev or pyx.name not in TEST_ONLY
+    ]
 
-setup(
-    ext_modules=cythonize(
-        extensions,
-        compiler_directives={
-            "language_level": 3,
-            "boundscheck": True,
-            "wraparound": False,
-            "cdivision": True,
-            "initializedcheck": True,
-        },
+
+if __name__ == "__main__":  # as setuptools runs it; tests import extensions() alone
+    setup(
+        ext_modules=cythonize(
+            extensions(os.environ.get("RYLL_DEV") == "1"),
+            compiler_directives={
+                "language_level": 3,
+                "boundscheck": True,
+                "wraparound": False,
+                "cdivision": True,
+                "initializedcheck": True,
+            },
+        )
     )
-)
