@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from ryll.channels.context import ChannelContext
 from ryll.channels.events import Event, ServerDisconnecting, WaitRequested
-from ryll.errors import ProtocolError
+from ryll.errors import ProtocolError, RyllError
 from ryll.protocol.constants import BASE_LAST, BaseClient, BaseServer, NotifySeverity
 from ryll.protocol.framing import Message, MessageFramer, MessageWriter, split_sub_messages
 from ryll.protocol.messages import base as msgs
@@ -228,6 +228,16 @@ class Channel:
             self.ctx.gaps.register(
                 f"{self.name}:malformed:{name}", str(exc), message.body, self.state()
             )
+        except RyllError as exc:  # a decode or link-level error a handler did not name
+            self.ctx.gaps.register(
+                f"{self.name}:error:{name}", f"{type(exc).__name__}: {exc}", message.body,
+                self.state())
+        except Exception as exc:  # a bug in ryll, found by this message: named, logged, and
+            # contained to it, since the framing (and so the next message) is intact
+            self.log.exception("%s: internal error handling %s", self.name, name)
+            self.ctx.gaps.register(
+                f"{self.name}:internal:{name}", f"{type(exc).__name__}: {exc}", message.body,
+                self.state())
 
     @classmethod
     def route(cls, opcode: int) -> Route | None:

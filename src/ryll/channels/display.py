@@ -164,7 +164,7 @@ class DisplayChannel(Channel):
 
     def apply(self, op: Callable[[Canvas, Any], None], command: Any) -> None:
         """Hand one command to the canvas; its damage becomes DisplayUpdated events and its
-        gaps are registered. Raises ImageNotReady (see run_handler)."""
+        gaps are registered. Raises ImageNotReady (see draw)."""
         self._report(self.canvas.apply(op, command))
 
     def _report(self, changes: Changes) -> None:
@@ -200,7 +200,12 @@ class DisplayChannel(Channel):
         if parked is None:
             return
         self.now = now
-        self.draw(parked.op, parked.command)
+        try:
+            self.draw(parked.op, parked.command)
+        except Exception as exc:  # as Channel._dispatch: contained to this message
+            self.log.exception("display: internal error resuming %s", parked.name)
+            self.ctx.gaps.register(f"display:internal:{parked.name}",
+                                   f"{type(exc).__name__}: {exc}", None, self.state())
         if self.parked is not None:  # parked again, on another image: the wait goes on
             self.parked.since = parked.since
             self.parked_total -= 1

@@ -183,6 +183,12 @@ def decode_lz(
         # The stream covers whole bytes of each row (stride * pixels-per-byte pixels); decode
         # at that width and keep the first ``width`` pixels of each row.
         gross_w = hdr.stride * PLT_PIXELS_PER_BYTE[typ]
+        # The working buffer holds whole bytes of each row (up to 7 pixels more than the
+        # width): bound it by the pixel cap too, before it is allocated (a 1-pixel-wide
+        # PLT1 image would otherwise cost 8 times the cap).
+        if gross_w * height > max_pixels + 8 * height:
+            raise DecodeError(f"lz: {gross_w}x{height} working rows are over the limit of "
+                              f"{max_pixels} pixels", "too_large")
         gross = np.empty(gross_w * height, dtype=np.uint32) if gross_w != width else flat
         err, pos, _ = _lz.lz_decode(buf, pos, gross, gross.size, KIND[typ], False, pal, OPAQUE)
         if err:

@@ -79,7 +79,8 @@ class MessageFramer:
             mtype, size, serial, sub_list = self._pending
             if len(self._buf) < size:
                 return out
-            body = bytes(self._buf[:size])
+            with memoryview(self._buf) as view:  # one copy of the body, not two
+                body = bytes(view[:size])
             del self._buf[:size]
             self._pending = None
             out.append(Message(mtype, body, serial, sub_list))

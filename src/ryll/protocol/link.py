@@ -14,6 +14,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
@@ -190,16 +191,25 @@ def encrypt_ticket(pub_key_der: bytes, password: str) -> bytes:
         raise UsageError(f"password is longer than SPICE's {MAX_PASSWORD_LENGTH}-byte limit")
     try:
         key = load_der_public_key(pub_key_der)
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise ProtocolError(f"server sent an unreadable ticket public key: {exc}") from None
     if not isinstance(key, rsa.RSAPublicKey):
         raise ProtocolError("server ticket key is not an RSA key")
-    return key.encrypt(
-        secret + b"\0",
-        padding.OAEP(
-            mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None
-        ),
-    )
+    # RSA-OAEP with SHA-1 carries at most key bytes - 42 bytes of message.
+    room = key.key_size // 8 - 2 * hashes.SHA1.digest_size - 2
+    if len(secret) + 1 > room:
+        raise ProtocolError(
+            f"the server's {key.key_size}-bit ticket key cannot carry a {len(secret)}-byte "
+            f"password (at most {max(room - 1, 0)} bytes)")
+    try:
+        return key.encrypt(
+            secret + b"\0",
+            padding.OAEP(
+                mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None
+            ),
+        )
+    except ValueError as exc:  # any other refusal of the key by the crypto library
+        raise ProtocolError(f"cannot encrypt the ticket with the server's key: {exc}") from None
 
 
 def parse_link_result(data: bytes) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ryll.codecs.lz import MAX_PIXELS, check_size
 from ryll.errors import DecodeError
 from ryll.protocol.constants import BitmapFmt
 from ryll.protocol.messages.draw import BitmapData
@@ -36,14 +37,17 @@ def decode_bitmap(bmp: BitmapData, palette: tuple[int, ...] | None = None) -> np
     w, h, fmt = bmp.width, bmp.height, bmp.format
     if w == 0 or h == 0:
         raise DecodeError(f"empty bitmap {w}x{h}")
+    # Sizes first, allocations after: an indexed or 1-bit bitmap expands up to 32x into BGRA.
+    check_size(w, h, MAX_PIXELS, "bitmap")
     if fmt in (BitmapFmt.FMT_32BIT, BitmapFmt.FMT_RGBA):
         out = _rows(bmp, w * 4).reshape(h, w, 4).copy()
         if fmt == BitmapFmt.FMT_32BIT:
             out[..., 3] = 255
         return out
     if fmt == BitmapFmt.FMT_24BIT:
+        rows = _rows(bmp, w * 3)
         out = np.empty((h, w, 4), np.uint8)
-        out[..., :3] = _rows(bmp, w * 3).reshape(h, w, 3)
+        out[..., :3] = rows.reshape(h, w, 3)
         out[..., 3] = 255
         return out
     if fmt == BitmapFmt.FMT_16BIT:
@@ -55,7 +59,7 @@ def decode_bitmap(bmp: BitmapData, palette: tuple[int, ...] | None = None) -> np
         out[..., 3] = 255
         return out
     if fmt == BitmapFmt.FMT_8BIT_A:
-        a = _rows(bmp, w)
+        a = _rows(bmp, w)  # checked before the output is allocated
         out = np.zeros((h, w, 4), np.uint8)
         out[..., 3] = a
         return out

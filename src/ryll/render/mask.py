@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ryll.codecs.lz import MAX_PIXELS
 from ryll.errors import DecodeError
 from ryll.protocol.constants import BitmapFmt, ImageFlags, ImageType, SurfaceFmt
 from ryll.protocol.messages.draw import Image
@@ -35,6 +36,8 @@ def bitmap_bits(image: Image) -> np.ndarray:
     w, h = bmp.width, bmp.height
     if w == 0 or h == 0:
         raise DecodeError(f"empty mask {w}x{h}", "mask_empty")
+    if w * h > MAX_PIXELS:  # 1 bit a pixel in, a byte a pixel out: check before expanding
+        raise DecodeError(f"mask {w}x{h} is over the limit of {MAX_PIXELS} pixels", "too_large")
     row_bytes = (w + 7) // 8
     if bmp.stride < row_bytes or len(bmp.data) < bmp.stride * h:
         raise DecodeError("mask data shorter than stride x height", "mask_short")

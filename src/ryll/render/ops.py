@@ -94,20 +94,25 @@ def put_rop3(pixels: np.ndarray, opaque: bool, region: Region, src: np.ndarray,
     """canvas_base.c ``canvas_draw_rop3``: the source (scaled by canvas_scale_surface when
     the sizes differ) must cover the whole box, else spice-common gives up
     (``spice_critical("bad src bitmap size")``)."""
+    if src_area.width <= 0 or src_area.height <= 0:
+        return "malformed:rop3_src_size"  # nothing to draw from (spice-common divides by it)
     if (src_area.width, src_area.height) == (box.width, box.height):
-        s, sx, sy = src, src_area.left, src_area.top
+        sx, sy = src_area.left, src_area.top
+        if sx < 0 or sy < 0 or src.shape[1] - sx < box.width or src.shape[0] - sy < box.height:
+            return "malformed:rop3_src_size"
+        s_vals = src[region.top - box.top + sy : region.bottom - box.top + sy,
+                     region.left - box.left + sx : region.right - box.left + sx]
     else:
         nearest = _nearest(scale_mode)
         if nearest is None:
             return "malformed:scale_mode"
         if box.width <= 0 or box.height <= 0:
             return None
-        s = raster.scaled_surface(src, src_area, box.width, box.height, nearest)
-        sx = sy = 0
-    if sx < 0 or sy < 0 or s.shape[1] - sx < box.width or s.shape[0] - sy < box.height:
-        return "malformed:rop3_src_size"
-    s_vals = s[region.top - box.top + sy : region.bottom - box.top + sy,
-               region.left - box.left + sx : region.right - box.left + sx]
+        # Only the region's part of the scaled box: the box may be far larger than the
+        # surface it is clipped to.
+        s_vals = raster.scaled_surface(src, src_area, box.width, box.height, nearest, Rect(
+            region.top - box.top, region.left - box.left, region.bottom - box.top,
+            region.right - box.left))
     if brush.type == BrushType.PATTERN and pattern is not None:
         p_vals = raster.tile(region, pattern, *brush.pattern_pos)
     elif brush.type == BrushType.SOLID:

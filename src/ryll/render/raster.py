@@ -270,18 +270,22 @@ def scaled_source(region: Region, src: np.ndarray, src_area: Rect, box: Rect, ne
     return sample(src, vys, vxs, nearest)
 
 
-def scaled_surface(src: np.ndarray, src_area: Rect, width: int, height: int, nearest: bool
-                   ) -> np.ndarray:
+def scaled_surface(src: np.ndarray, src_area: Rect, width: int, height: int, nearest: bool,
+                   part: Rect | None = None) -> np.ndarray:
     """canvas_base.c ``canvas_scale_surface`` (used by DRAW_ROP3): a width x height image,
     double-precision factors truncated to 16.16 and the source offset rounded in dest
-    pixels, unlike ``__scale_image``."""
+    pixels, unlike ``__scale_image``. ``part`` (in the scaled image's pixels) computes only
+    that part of it, so the cost is the region drawn, never the box the server named. The
+    source rect must not be empty."""
     sx = src_area.width / width
     sy = src_area.height / height
     fx, fy = int(sx * FIXED_ONE), int(sy * FIXED_ONE)
     ox = int(np.floor(src_area.left / sx + 0.5))
     oy = int(np.floor(src_area.top / sy + 0.5))
-    return sample(src, sample_positions(oy, height, fy, 0), sample_positions(ox, width, fx, 0),
-                  nearest)
+    if part is None:
+        part = Rect(0, 0, height, width)
+    return sample(src, sample_positions(oy + part.top, part.height, fy, 0),
+                  sample_positions(ox + part.left, part.width, fx, 0), nearest)
 
 
 # --- compositing ------------------------------------------------------------------------

@@ -6,11 +6,15 @@ from __future__ import annotations
 import numpy as np
 import simplejpeg
 
+from ryll.codecs.lz import MAX_PIXELS
 from ryll.errors import DecodeError
 from ryll.protocol.constants import VideoCodecType
 
-# Frame sides beyond this are refused before decoding (the surface limit's longer side).
+# Frame sides beyond this are refused before decoding (the surface limit's longer side), and
+# so are frames of more pixels than an image may have (8192 x 4096, 128 MiB decoded): the JPEG
+# header is read first, so a few hundred bytes cannot make ryll allocate more.
 MAX_FRAME_SIDE = 16384
+MAX_FRAME_PIXELS = MAX_PIXELS
 
 
 def decode_mjpeg_frame(data: bytes) -> np.ndarray:
@@ -19,7 +23,8 @@ def decode_mjpeg_frame(data: bytes) -> np.ndarray:
         width, height, _, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError as exc:
         raise DecodeError(f"mjpeg: bad JPEG header: {exc}", "bad_header") from None
-    if not (0 < width <= MAX_FRAME_SIDE and 0 < height <= MAX_FRAME_SIDE):
+    if not (0 < width <= MAX_FRAME_SIDE and 0 < height <= MAX_FRAME_SIDE) or \
+            width * height > MAX_FRAME_PIXELS:
         raise DecodeError(f"mjpeg: frame {width}x{height} out of range", "size")
     try:
         pixels = simplejpeg.decode_jpeg(data, colorspace="BGRA", fastdct=False, fastupsample=False)
