@@ -475,15 +475,20 @@ class Connecting(Awaitable[VM]):
 
 
 def connect(target: str | Path | Target, password: str | None = None,
-            timeout: float = DEFAULT_TIMEOUT_S, video_codecs: tuple[int, ...] = ()
-            ) -> Connecting:
+            timeout: float = DEFAULT_TIMEOUT_S, video_codecs: tuple[int, ...] = (),
+            max_memory_mib: int | None = None) -> Connecting:
     """Connect to a SPICE server: ``"host:port[:tls_port]"``, a ``.vv`` file, or an http(s)
     URL serving one. Returns once the main channel and every channel it lists are linked (or
     raises the link's error: AuthError, ConnectError, TLSError...; DisplayTimeout after
-    ``timeout`` seconds)."""
+    ``timeout`` seconds). ``max_memory_mib`` bounds what the server can make ryll hold
+    (ryll.budget; default 1024)."""
     if timeout <= 0:
         raise ValueError("timeout must be positive")
     ctx = ChannelContext(display=DisplayOptions(video_codecs=video_codecs))
+    if max_memory_mib is not None:
+        if max_memory_mib <= 0:
+            raise ValueError("max_memory_mib must be positive")
+        ctx.memory.limit = max_memory_mib * 1024 * 1024
     return Connecting(target, password, timeout, ctx)
 
 
@@ -583,12 +588,13 @@ async def _on_loop(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...],
 
 
 def connect_sync(target: str | Path | Target, password: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_S, video_codecs: tuple[int, ...] = ()
-                 ) -> SyncVM:
+                 timeout: float = DEFAULT_TIMEOUT_S, video_codecs: tuple[int, ...] = (),
+                 max_memory_mib: int | None = None) -> SyncVM:
     """:func:`connect` for plain scripts: ``with ryll.connect_sync(...) as vm:``."""
     loop = _Loop()
     try:
-        vm: VM = loop.run(_awaited(connect(target, password, timeout, video_codecs)))
+        vm: VM = loop.run(_awaited(connect(target, password, timeout, video_codecs,
+                                           max_memory_mib)))
     except BaseException:
         loop.close()
         raise

@@ -56,6 +56,10 @@ def test_headless_seabios_screen(seabios_vm: TestVM, tmp_path: Path) -> None:
     ]
     assert s["target"]["host"] == "127.0.0.1" and s["target"]["port"] == seabios_vm.port
     assert s["session"]["name"] == "ryll-testvm"  # the VM's -name, via MAIN_NAME
+    memory = s["memory"]
+    assert memory["limit_bytes"] == 1024 << 20 and memory["refused"] == {}
+    assert memory["by_kind"]["surfaces"] == 720 * 400 * 4
+    assert memory["used_bytes"] >= 720 * 400 * 4 and memory["peak_bytes"] >= memory["used_bytes"]
     display = next(c for c in s["channels"] if c["name"] == "display")
     assert display["messages_in"] > 0 and display["bytes_in"] > 0
     assert all(":hexdump:" not in k for k in s["gaps"]), s["gaps"]

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ryll.budget import MemoryBudget
 from ryll.gaps import GapRegistry
 from ryll.render.decoders import DECODERS
 from ryll.render.images import DisplayShared
@@ -83,3 +84,8 @@ class ChannelContext:
     display_shared: DisplayShared = field(
         default_factory=lambda: DisplayShared(decoders=dict(DECODERS))
     )
+
+    @property
+    def memory(self) -> MemoryBudget:
+        """The session's memory budget (ryll.budget), kept with the display caches it meters."""
+        return self.display_shared.memory

@@ -37,6 +37,7 @@ class CursorChannel(Channel):
         self.trail = (0, 0)
         self.shape: CursorImage | None = None
         self.cache = CursorCache()
+        ctx.memory.meter("cursor_cache", lambda: self.cache.bytes)
         self.shapes_decoded = 0
         self.cache_hits = 0
 

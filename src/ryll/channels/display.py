@@ -224,7 +224,10 @@ class DisplayChannel(Channel):
 
     def _on_surface_create(self, sc: msgs.SurfaceCreate) -> None:
         changes = self.canvas.apply(Canvas.create_surface, sc)
-        surface = self.surfaces[sc.surface_id]
+        surface = self.surfaces.get(sc.surface_id)
+        if surface is None:  # refused (the memory budget): the gap says so
+            self._report(changes)
+            return
         self.log.info(
             "display: surface_create id=%d %dx%d format=%s%s", sc.surface_id, sc.width,
             sc.height, surface.as_dict()["format_name"], " primary" if surface.primary else "",

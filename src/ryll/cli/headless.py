@@ -38,6 +38,8 @@ class HeadlessOptions:
     screenshot: Path | None = None
     screenshot_cursor: bool = False
     image_cache_bytes: int | None = None
+    # --max-memory-mib: the session's memory budget (ryll.budget); None keeps the default.
+    max_memory_bytes: int | None = None
     # --resolution: asked of the guest agent once it is connected.
     resolution: tuple[int, int] | None = None
     paste_text: str | None = None
@@ -163,5 +165,7 @@ async def run_headless(
     ctx = ChannelContext(display=opts.display or DisplayOptions())
     if opts.image_cache_bytes is not None:
         ctx.display_shared.images.max_bytes = opts.image_cache_bytes
+    if opts.max_memory_bytes is not None:
+        ctx.memory.limit = opts.max_memory_bytes
     session = Session(target, ctx)
     return await run_session(session, front_ends(opts, out), opts.duration)

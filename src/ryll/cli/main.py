@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from ryll import __version__
+from ryll.budget import DEFAULT_LIMIT, MIB
 from ryll.channels.context import DisplayOptions
 from ryll.cli.headless import HeadlessOptions, run_headless
 from ryll.cli.pedantic import DEFAULT_DIR
@@ -62,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(without an agent: logged, nothing else)")
     p.add_argument("--image-cache-cap-mib", type=int, default=256, metavar="MIB",
                    help="bound on the decoded image cache (default 256)")
+    p.add_argument("--max-memory-mib", type=int, default=DEFAULT_LIMIT // MIB, metavar="MIB",
+                   help="the session's memory budget: surfaces, caches, decoded images and "
+                        f"frames the server can make ryll hold (default {DEFAULT_LIMIT // MIB});"
+                        " over it a message is the gap <channel>:over_budget:<what>")
     p.add_argument("--pedantic", action="store_true",
                    help="write a bug-report zip the first time each gap is seen")
     p.add_argument("--pedantic-dir", type=Path, metavar="DIR",
@@ -168,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(args.verbose, args.quiet)
         if not args.headless:
             raise UsageError("ryll has no viewer window yet: run it with --headless")
-        for name in ("duration", "cache_size_mib", "glz_window_mib", "image_cache_cap_mib"):
+        for name in ("duration", "cache_size_mib", "glz_window_mib", "image_cache_cap_mib",
+                     "max_memory_mib"):
             value = getattr(args, name)
             if value is not None and value <= 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive")
@@ -189,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             screenshot=args.screenshot,
             screenshot_cursor=args.screenshot_cursor,
             image_cache_bytes=args.image_cache_cap_mib << 20,
+            max_memory_bytes=args.max_memory_mib << 20,
             resolution=resolution,
             paste_text=args.paste_text,
             paste_char_delay_ms=args.paste_char_delay_ms,

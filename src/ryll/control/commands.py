@@ -249,5 +249,6 @@ def build_status(session: Session, server: ControlServer) -> dict[str, Any]:
         "cursor": cursor,
         "agent": snap.agent,
         "latency": snap.latency,
+        "memory": snap.memory,
         "gaps": {"count": len(snap.gaps), "keys": snap.gaps},
     }

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ryll.budget import OverBudget
 from ryll.codecs.glz import GlzMissingReference
 from ryll.errors import DecodeError, ProtocolError
 from ryll.protocol.constants import BrushType, CompositeFlags, ImageType, SurfaceFmt
@@ -45,7 +46,7 @@ from ryll.render.rop import RopInput, SpiceRop, ropd_to_rop
 from ryll.render.streams import MAX_STREAM_ID, MAX_STREAMS, Stream, StreamTable
 from ryll.render.streams import codec_name as video_codec_name
 from ryll.render.stroke import put_stroke
-from ryll.render.surface import Surface, as_format
+from ryll.render.surface import Surface, as_format, check_surface_size
 from ryll.render.text import put_text
 from ryll.video import make_decoder
 
@@ -147,6 +148,8 @@ class Canvas:
         self.streams = StreamTable()
         self._damage: dict[int, Rect] = {}
         self._gaps: list[GapNote] = []
+        shared.memory.meter("surfaces", lambda: sum(s.pixels.nbytes
+                                                    for s in self.surfaces.values()))
 
     # --- the one entry point -------------------------------------------------------------
 
@@ -193,10 +196,21 @@ class Canvas:
 
     # --- surfaces --------------------------------------------------------------------------
 
-    def create_surface(self, sc: Any) -> Surface:
-        """SURFACE_CREATE (a ``messages.display.SurfaceCreate``); the whole surface is damage."""
+    def create_surface(self, sc: Any) -> Surface | None:
+        """SURFACE_CREATE (a ``messages.display.SurfaceCreate``); the whole surface is damage.
+        None (and the gap ``over_budget:surface_create``) when the memory budget has no room;
+        a surface of that id the server re-creates is given back first."""
         if sc.surface_id not in self.surfaces and len(self.surfaces) >= MAX_SURFACES:
             raise ProtocolError(f"more than {MAX_SURFACES} live surfaces")
+        check_surface_size(sc.surface_id, sc.width, sc.height)
+        old = self.surfaces.get(sc.surface_id)
+        try:
+            self.shared.memory.require("surface_create", sc.width * sc.height * 4,
+                                       freed=old.pixels.nbytes if old is not None else 0)
+        except OverBudget as exc:
+            self.gap("over_budget:surface_create", str(exc))
+            return None
+        self.surfaces.pop(sc.surface_id, None)
         surface = Surface(sc.surface_id, sc.width, sc.height, sc.format, sc.flags)
         self.surfaces[sc.surface_id] = surface
         self.damaged(surface, 0, 0, surface.height, surface.width)
@@ -229,6 +243,8 @@ class Canvas:
             self.gap(f"decode_failure:{codec_name(image.type)}:{exc.reason}", str(exc))
         except ImageUnsupported as exc:
             self.gap(f"unimpl:{exc.detail}", "no decoder for this image")
+        except OverBudget as exc:
+            self.gap(f"over_budget:{exc.what}", str(exc))
         except DecodeError as exc:
             self.gap(f"decode_failure:{codec_name(image.type)}:{exc.reason}", str(exc))
         return None
@@ -581,7 +597,14 @@ class Canvas:
             return
         name = video_codec_name(stream.codec)
         try:
+            # A frame the size the stream was created with, asked of the budget first.
+            self.shared.memory.require("stream_frame",
+                                       stream.stream_width * stream.stream_height * 4)
             frame = stream.decoder.decode(msg.data)
+        except OverBudget as exc:
+            stream.frames_failed += 1
+            self.gap(f"over_budget:{exc.what}", str(exc))
+            return
         except DecodeError as exc:
             stream.frames_failed += 1
             self.streams.failed[name] += 1
@@ -603,11 +626,21 @@ class Canvas:
         dest = stream.dest
         if dest.width <= 0 or dest.height <= 0:
             return
+        # What of the destination is on the surface: only that is scaled and drawn.
+        seen = Rect(max(dest.top, 0), max(dest.left, 0), min(dest.bottom, surface.height),
+                    min(dest.right, surface.width))
+        if seen.top >= seen.bottom or seen.left >= seen.right:
+            return
         if frame.shape[0] != dest.height or frame.shape[1] != dest.width:
-            frame = raster.scale_nearest(frame, dest.width, dest.height)
-        if raster.blit(surface.pixels, not surface.has_alpha, dest, stream.clip, frame,
-                       dest.left, dest.top):
-            self.damaged(surface, dest.top, dest.left, dest.bottom, dest.right)
+            frame = raster.scale_nearest(frame, dest.width, dest.height, Rect(
+                seen.top - dest.top, seen.left - dest.left, seen.bottom - dest.top,
+                seen.right - dest.left))
+        else:
+            frame = frame[seen.top - dest.top:seen.bottom - dest.top,
+                          seen.left - dest.left:seen.right - dest.left]
+        if raster.blit(surface.pixels, not surface.has_alpha, seen, stream.clip, frame,
+                       seen.left, seen.top):
+            self.damaged(surface, seen.top, seen.left, seen.bottom, seen.right)
 
     def remove_stream(self, stream_id: int) -> bool:
         if self.streams.remove(stream_id) is None:

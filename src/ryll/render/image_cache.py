@@ -12,8 +12,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ryll.budget import MemoryBudget
 
 DEFAULT_IMAGE_CACHE_BYTES = 256 * 1024 * 1024
 # Palettes are at most 1 KiB each; spice-server's palette cache holds a few hundred.
@@ -56,6 +60,9 @@ class ImageCache:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.evictions = 0
+        self.refused = 0  # images not kept: the memory budget had no room even when empty
+        # The session's budget (set by DisplayShared); this cache makes room in it too.
+        self.memory: MemoryBudget | None = None
         self._items: OrderedDict[int, CachedImage] = OrderedDict()
 
     def __len__(self) -> int:
@@ -76,12 +83,27 @@ class ImageCache:
         size = pixels.nbytes
         if size > self.max_bytes:
             return
-        while self.bytes + size > self.max_bytes and self._items:
+        memory = self.memory
+        while self._items and (self.bytes + size > self.max_bytes
+                               or (memory is not None and not memory.fits(size))):
             _, old = self._items.popitem(last=False)
             self.bytes -= old.pixels.nbytes
             self.evictions += 1
+        if memory is not None and not memory.fits(size):
+            self.refused += 1  # a later FROM_CACHE of it is the gap decode_failure:missing
+            memory.refused["image_cache"] += 1
+            return
         self._items[image_id] = CachedImage(pixels, lossy, kind)
         self.bytes += size
+
+    def shrink(self, nbytes: int) -> None:
+        """Drop least recently used images until ``nbytes`` are freed (the memory budget's
+        reclaimer: the cache yields to surfaces and decodes)."""
+        target = self.bytes - nbytes
+        while self._items and self.bytes > target:
+            _, old = self._items.popitem(last=False)
+            self.bytes -= old.pixels.nbytes
+            self.evictions += 1
 
     def remove(self, image_id: int) -> None:
         self._remove(image_id)

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ryll.budget import MemoryBudget
 from ryll.codecs.glz import GlzDictionary
+from ryll.codecs.lz import MAX_PIXELS
 from ryll.errors import DecodeError
 from ryll.protocol.constants import BitmapFlags, BitmapFmt, ImageFlags, ImageType, SurfaceFmt
 from ryll.protocol.messages.draw import Image, Palette
@@ -81,6 +83,15 @@ class DisplayShared:
     glz_window_pixels: int = 16 * 1024 * 1024 // 4
     glz_max_bytes: int = 256 * 1024 * 1024
     _glz: GlzDictionary | None = None
+    # The session's memory budget (ryll.budget): the caches here are metered into it.
+    memory: MemoryBudget = field(default_factory=MemoryBudget)
+
+    def __post_init__(self) -> None:
+        self.images.memory = self.memory
+        self.memory.meter("image_cache", lambda: self.images.bytes)
+        self.memory.reclaimer(self.images.shrink)
+        self.memory.meter("glz_dictionary",
+                          lambda: 0 if self._glz is None else self._glz.total_pixels * 4)
 
     def glz_dictionary(self) -> GlzDictionary:
         if self._glz is None:
@@ -122,6 +133,12 @@ def decode_image(image: Image, shared: DisplayShared, surfaces: dict[int, Surfac
         if itype == ImageType.FROM_CACHE_LOSSLESS and cached.lossy:
             raise DecodeError(f"image {image.id:#x} is cached only lossy", "lossy_only")
         return Decoded(cached.pixels, cached.kind)
+    # What the decoded image will hold: within the per-image cap, then asked of the budget,
+    # before anything is decoded.
+    if image.width * image.height > MAX_PIXELS:
+        raise DecodeError(f"{codec_name(itype)}: {image.width}x{image.height} is over the "
+                          f"limit of {MAX_PIXELS} pixels", "too_large")
+    shared.memory.require("image", image.width * image.height * 4)
     if itype == ImageType.BITMAP:
         assert image.bitmap is not None
         bmp = image.bitmap

@@ -187,12 +187,17 @@ def blit(pixels: np.ndarray, opaque: bool, box: Rect, clip: tuple[Rect, ...] | N
     return True
 
 
-def scale_nearest(src: np.ndarray, width: int, height: int) -> np.ndarray:
+def scale_nearest(src: np.ndarray, width: int, height: int, part: Rect | None = None
+                  ) -> np.ndarray:
     """Nearest-neighbour resize to (height, width), sampling pixel centres (stream frames
-    whose size differs from their destination)."""
+    whose size differs from their destination). ``part`` (in the resized image's pixels)
+    computes only that part, so a destination far larger than the surface costs only what
+    is on the surface."""
     sh, sw = src.shape[:2]
-    ys = ((np.arange(height) * 2 + 1) * sh // (2 * height)).clip(0, sh - 1)
-    xs = ((np.arange(width) * 2 + 1) * sw // (2 * width)).clip(0, sw - 1)
+    if part is None:
+        part = Rect(0, 0, height, width)
+    ys = ((np.arange(part.top, part.bottom) * 2 + 1) * sh // (2 * height)).clip(0, sh - 1)
+    xs = ((np.arange(part.left, part.right) * 2 + 1) * sw // (2 * width)).clip(0, sw - 1)
     # Row gather then column gather: two 1-D takes beat one 2-D fancy index several times over.
     return np.take(np.take(src, ys, axis=0), xs, axis=1)
 

@@ -93,12 +93,17 @@ def color_to_bgra(color: int, fmt: int) -> int:
     return color & 0xFFFFFFFF
 
 
+def check_surface_size(surface_id: int, width: int, height: int) -> None:
+    """ProtocolError unless a surface of that size may be made (before anything is allocated)."""
+    if not (0 < width <= MAX_SURFACE_SIDE and 0 < height <= MAX_SURFACE_SIDE) or (
+        width * height > MAX_SURFACE_PIXELS
+    ):
+        raise ProtocolError(f"surface {surface_id}: {width}x{height} is over the size limit")
+
+
 class Surface:
     def __init__(self, surface_id: int, width: int, height: int, fmt: int, flags: int) -> None:
-        if not (0 < width <= MAX_SURFACE_SIDE and 0 < height <= MAX_SURFACE_SIDE) or (
-            width * height > MAX_SURFACE_PIXELS
-        ):
-            raise ProtocolError(f"surface {surface_id}: {width}x{height} is over the size limit")
+        check_surface_size(surface_id, width, height)
         self.surface_id = surface_id
         self.width = width
         self.height = height

@@ -71,6 +71,7 @@ class SessionSnapshot:
     bytes_in: int
     bytes_out: int
     end: dict[str, object] | None
+    memory: dict[str, object]  # the session's memory budget (ryll.budget): limit, use, refusals
 
     def as_dict(self) -> dict[str, object]:
         """The ``--summary-json`` document."""
@@ -95,6 +96,7 @@ class SessionSnapshot:
             "latency": self.latency,
             "agent": self.agent,
             "gaps": self.gaps,
+            "memory": self.memory,
             "end": self.end,
         }
 
@@ -148,6 +150,7 @@ def take_snapshot(session: Session) -> SessionSnapshot:
         bytes_out=bytes_out,
         end=None if end is None else {"reason": end.reason, "message": end.message,
                                       "exit_code": end.exit_code},
+        memory=session.ctx.memory.as_dict(),
     )
 
 
