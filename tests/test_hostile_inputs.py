@@ -203,3 +203,73 @@ REPRODUCERS: list[tuple[str, Callable[[], object]]] = [
 def test_decoders_raise_only_ryll_errors(name: str, call: Callable[[], object]) -> None:
     with pytest.raises(RyllError):
         call()
+
+
+# --- unbounded work ------------------------------------------------------------------------
+
+
+def _stroke_body(polylines: int, side: int, clip: list[tuple[int, int, int, int]] | None = None,
+                 styled: bool = True) -> bytes:
+    """DRAW_STROKE of ``polylines`` three-point polylines across the whole surface, dashed,
+    with an XOR fore mode (the merged-span path of lines.c)."""
+    from ryll.protocol.constants import LineFlags, PathFlags
+
+    b = B.Body()
+    B.base(b, (0, 0, side, side), clip)
+    path = struct.pack("<I", polylines)
+    pts = [(0, 0), (side * 16 - 16, side * 16 - 16), (0, side * 16 - 16)]
+    for _ in range(polylines):
+        path += struct.pack("<BI", PathFlags.BEGIN | PathFlags.END, len(pts))
+        path += b"".join(struct.pack("<ii", *p) for p in pts)
+    b.pointer(path)
+    if styled:
+        b.pack("BB", LineFlags.STYLED, 2)
+        b.pointer(struct.pack("<2i", 6 << 4, 3 << 4))
+    else:
+        b.pack("B", 0)
+    B.brush(b, 0x00FFFFFF)
+    b.pack("HH", Ropd.OP_XOR, Ropd.OP_PUT)
+    return b.build()
+
+
+def test_a_dashed_xor_stroke_of_many_polylines_is_bounded() -> None:
+    """2000 polylines on 4096x4096 took 47.6 s (the merged-span flush scanned the whole
+    raster per polyline); the flush now scans what the spans touched, charged to the
+    stroke's work budget, so the message ends in well under a second as a named gap."""
+    import time
+
+    ch, ctx = display(4096, 4096)
+    body = _stroke_body(2000, 4096)
+    started = time.monotonic()
+    send(ch, DisplayServer.DRAW_STROKE, body)
+    assert time.monotonic() - started < 3.0
+    assert ctx.gaps.counts() == {"display:unimpl:draw_stroke_too_complex": 1}
+
+
+def test_a_few_dashed_xor_polylines_still_draw() -> None:
+    ch, ctx = display(256, 256)
+    send(ch, DisplayServer.DRAW_STROKE, _stroke_body(3, 256))
+    assert ctx.gaps.counts() == {}
+    assert ch.surfaces[0].pixels[..., :3].any()
+
+
+def test_thousands_of_clip_rects_cost_one_pass() -> None:
+    """20,000 overlapping clip rects took 7.5 s a draw (one mask pass per rect)."""
+    import time
+
+    ch, ctx = display(2048, 2048)
+    clip = [(i % 7, i % 5, 2048 - i % 3, 2048 - i % 11) for i in range(20_000)]
+    started = time.monotonic()
+    send(ch, DisplayServer.DRAW_FILL, B.draw_fill((0, 0, 2048, 2048), Ropd.OP_PUT, 0x123456,
+                                                  clip=clip))
+    assert time.monotonic() - started < 2.0
+    assert ctx.gaps.counts() == {}
+    # The union: rows 0..2048 - 0 (i % 3 == 0 reaches the bottom), and so on; every rect
+    # covers [6, 2038) x [4, 2037), none covers the top-left pixel with i % 7 and i % 5
+    # both non-zero... pixel (0, 0) is covered by i = 0 (top 0, left 0).
+    px = ch.surfaces[0].pixels
+    assert (px[6:2038, 4:2037, :3] == (0x56, 0x34, 0x12)).all()
+    want = np.zeros((2048, 2048), bool)
+    for t, lf, b, r in set(clip):
+        want[t:b, lf:r] = True
+    assert np.array_equal((px[..., :3] != 0).any(axis=2), want)

@@ -210,6 +210,9 @@ cdef class Raster:
     cdef object mask_array
     cdef bint unique  # spans go to the merged set (miSetupSpanData gave span data)
     cdef bint mask_dirty
+    # The rows and columns the merged set touched since the last flush: the flush scans only
+    # them (and is charged for them), never the whole raster per polyline.
+    cdef int64_t dirty_r0, dirty_r1, dirty_c0, dirty_c1
     # the dash state of the current polyline
     cdef cnp.uint8_t[::1] dash
     cdef int ndash
@@ -243,22 +246,39 @@ cdef class Raster:
         if self.unique:
             for c in range(x0 - self.left, x1 - self.left):
                 self.mask[r, c] = 1
-            self.mask_dirty = True
+            if not self.mask_dirty:
+                self.dirty_r0, self.dirty_r1 = r, r + 1
+                self.dirty_c0, self.dirty_c1 = x0 - self.left, x1 - self.left
+                self.mask_dirty = True
+            else:
+                if r < self.dirty_r0:
+                    self.dirty_r0 = r
+                if r + 1 > self.dirty_r1:
+                    self.dirty_r1 = r + 1
+                if x0 - self.left < self.dirty_c0:
+                    self.dirty_c0 = x0 - self.left
+                if x1 - self.left > self.dirty_c1:
+                    self.dirty_c1 = x1 - self.left
         else:
             for c in range(x0 - self.left, x1 - self.left):
                 self.hits[r, c] += 1
 
-    cdef void flush_unique(self):
-        """miFillUniqueSpanGroup: the merged spans, each pixel once."""
+    cdef int flush_unique(self):
+        """miFillUniqueSpanGroup: the merged spans, each pixel once. Scans the rows and
+        columns the spans touched, charged to the budget."""
         cdef Py_ssize_t r, c
         if not self.mask_dirty:
-            return
-        for r in range(self.mask.shape[0]):
-            for c in range(self.mask.shape[1]):
+            return OK
+        self.mask_dirty = False
+        self.budget -= (self.dirty_r1 - self.dirty_r0) * (self.dirty_c1 - self.dirty_c0)
+        if self.budget < 0:
+            return E_BUDGET  # the raster is dropped with its mask: nothing to clean up
+        for r in range(self.dirty_r0, self.dirty_r1):
+            for c in range(self.dirty_c0, self.dirty_c1):
                 if self.mask[r, c]:
                     self.hits[r, c] += 1
                     self.mask[r, c] = 0
-        self.mask_dirty = False
+        return OK
 
     # --- miZeroLine -------------------------------------------------------------------
 
@@ -669,8 +689,8 @@ cdef class Raster:
                 if self.join(&a, &b) != OK:
                     status = E_BUDGET
                     break
-        if self.unique:
-            self.flush_unique()
+        if self.unique and self.flush_unique() != OK:
+            status = E_BUDGET
         self.unique = False
         return status
 
