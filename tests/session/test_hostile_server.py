@@ -155,3 +155,16 @@ def test_malformed_and_unknown_messages_are_gaps_not_errors() -> None:
     assert gaps["pong"] == 1
     assert gaps["main:malformed:init"] == 1
     assert gaps["main:hexdump:4242"] == 2
+
+
+def test_a_mangled_ticket_key_is_a_clean_protocol_error() -> None:
+    async def b(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(LINK_MESS_LEN)
+        reply = bytearray(LINK_REPLY)
+        reply[20:20 + 162] = b"\x30\x0f" + b"\0" * 160  # SpiceLinkReply.pub_key: not a key
+        writer.write(bytes(reply))
+        await asyncio.sleep(1)
+
+    err = run(b)
+    assert isinstance(err, ProtocolError) and "ticket public key" in str(err)
+    assert err.exit_code == 6

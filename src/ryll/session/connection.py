@@ -190,6 +190,17 @@ async def link_channel(
     except RyllError:
         writer.close()
         raise
+    except (ConnectionError, OSError) as exc:
+        writer.close()
+        raise ServerClosedError(
+            f"connection lost during the link of the {channel_name(channel_type)} channel: "
+            f"{exc}") from None
+    except Exception as exc:  # a server reply ryll mishandles: a clean error, and the bug logged
+        writer.close()
+        log.error("link of the %s channel failed", channel_name(channel_type), exc_info=exc)
+        raise ProtocolError(
+            f"the link of the {channel_name(channel_type)} channel failed: "
+            f"{type(exc).__name__}: {exc}") from None
 
 
 async def _link(
