@@ -228,6 +228,18 @@ def _random_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("seed", range(8))
+def test_random_composites_in_bands_match_pixman(pixman: None, seed: int,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wide path in bands of one to a few rows (as it runs on large composites): the
+    same random cases, still pixman's result to the bit, the stale source of the HSL modes
+    carried from band to band."""
+    import ryll.render.composite as composite_mod
+
+    monkeypatch.setattr(composite_mod, "WIDE_BAND_PIXELS", 1 + seed * 7)
+    test_random_composites_match_pixman(pixman, seed)
+
+
+@pytest.mark.parametrize("seed", range(8))
 def test_random_composites_match_pixman(pixman: None, seed: int) -> None:
     """Random op, formats, sizes, origins (now and then beyond 16 bits, where pixman refuses),
     transforms (now and then overflowing 16.16), filters, repeats, masks and component
@@ -306,6 +318,22 @@ def test_a_transformed_source_is_not_fetched_where_the_mask_is_zero(pixman: None
     mask[0, :2] = 0
     mask[2] = 0
     d = premultiplied(65, 4, 4)
+    for op in HSL:
+        check(op, pic(src, transform=TRANSFORMS[3], filt=4, repeat=1), pic(mask), False, d)
+        check(op, pic(src, repeat=3), pic(mask), False, d)
+
+
+def test_the_stale_source_carries_across_bands(pixman: None,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """In bands of one row, a row whose mask is zero still sees the row above's source."""
+    import ryll.render.composite as composite_mod
+
+    monkeypatch.setattr(composite_mod, "WIDE_BAND_PIXELS", 1)
+    src = arbitrary(68, 6, 5)
+    mask = np.full((6, 5, 4), 255, np.uint8)
+    mask[1:3, 1:4] = 0  # rows 1 and 2: stale from row 0, across two band edges
+    mask[5] = 0
+    d = premultiplied(69, 6, 5)
     for op in HSL:
         check(op, pic(src, transform=TRANSFORMS[3], filt=4, repeat=1), pic(mask), False, d)
         check(op, pic(src, repeat=3), pic(mask), False, d)

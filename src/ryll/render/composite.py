@@ -62,7 +62,7 @@ real formats and composite the whole box, as the display channel does (canvas_dr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 
 import numpy as np
@@ -345,18 +345,24 @@ def fetch_float(pic: Picture, h: int, w: int) -> np.ndarray:
     return _ck.fetch_float(src, t, bilinear, int(pic.repeat), ox, oy, h, w)
 
 
-def _stale_source(s: np.ndarray, m: np.ndarray) -> np.ndarray:
+def _stale_source(s: np.ndarray, m: np.ndarray, carry: np.ndarray | None = None
+                  ) -> np.ndarray:
     """general_composite_rect hands the mask scanline to the source fetcher; the affine and
     general fetchers (a matrix, or PAD / REFLECT) skip a pixel whose mask value is zero (all
     four channels) and leave what the scanline buffer held there: that pixel's value on the
-    previous row, 0 on the first. Only the HSL modes can see it (their unified combiners do
-    not multiply the source's blue by the mask)."""
+    previous row, 0 on the first (or ``carry``, the buffer as a previous band left it). Only
+    the HSL modes can see it (their unified combiners do not multiply the source's blue by the
+    mask)."""
     h, w = s.shape[:2]
     fetched = (m != 0).any(axis=-1)
     rows = np.where(fetched, np.arange(h)[:, None], -1)
     last = np.maximum.accumulate(rows, axis=0)
     out = s[np.maximum(last, 0), np.arange(w)[None, :]]
-    out[last < 0] = 0
+    if carry is None:
+        out[last < 0] = 0
+    else:
+        unset = last < 0
+        out[unset] = np.broadcast_to(carry, out.shape)[unset]
     return out
 
 
@@ -726,17 +732,41 @@ def composite(op: int, src: Picture, mask: Picture | None, component_alpha: bool
     return _bytes(out)
 
 
+# The wide path holds several float32 copies of what it composites; it runs in bands of
+# about this many pixels, so its working memory stays near 64 MiB at any size.
+WIDE_BAND_PIXELS = 1 << 19
+
+
 def _composite_wide(op: int, src: Picture, mask: Picture | None, ca: bool, d8: np.ndarray,
                     dest_fmt: int) -> np.ndarray:
     h, w = d8.shape[:2]
-    d = _to_float(d8.astype(np.int32), dest_fmt)
-    if ca and op in _HSL:
-        # combine_float_ca[HSL_*] is combine_dst_u_float: the dest goes through floats
-        return _to_unorm8(d)
-    m = fetch_float(mask, h, w) if mask is not None else None
-    s = fetch_float(src, h, w)
-    if m is not None and not _untransformed(src):
-        s = _stale_source(s, m)
-    with np.errstate(all="ignore"):
-        out = _combine_float(op, s, m, ca, d)
-    return _to_unorm8(out)
+    rows = max(1, WIDE_BAND_PIXELS // w)
+    out = np.empty((h, w, 4), np.uint8)
+    stale = mask is not None and not _untransformed(src) and not (ca and op in _HSL)
+    carry = np.zeros((w, 4), F32)  # the scanline buffer _stale_source reads, across bands
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        d = _to_float(d8[r0:r1].astype(np.int32), dest_fmt)
+        if ca and op in _HSL:
+            # combine_float_ca[HSL_*] is combine_dst_u_float: the dest goes through floats
+            out[r0:r1] = _to_unorm8(d)
+            continue
+        m = fetch_float(_rows_from(mask, r0), r1 - r0, w) if mask is not None else None
+        s = fetch_float(_rows_from(src, r0), r1 - r0, w)
+        if stale:
+            assert m is not None
+            s = _stale_source(s, m, carry)
+            carry = s[-1].copy()
+        with np.errstate(all="ignore"):
+            out[r0:r1] = _to_unorm8(_combine_float(op, s, m, ca, d))
+    return out
+
+
+def _rows_from(pic: Picture, r0: int) -> Picture:
+    """The picture as destination rows r0.. see it (its origin moved down by r0)."""
+    if r0 == 0:
+        return pic
+    ox, oy = pic.origin
+    return replace(pic, origin=(ox, oy + r0))
+
+

@@ -1,0 +1,1 @@
+"""In-repo fuzzing of ryll's parsers, decoders and channel handlers (see fuzz/README.md)."""
