@@ -43,8 +43,10 @@ from ryll.render.rop import RopInput, SpiceRop, ropd_to_rop
 MAX_STROKE_POINTS = 1 << 20
 # Halvings of one bezier before a piece is taken as straight (a screen-sized curve needs ~10).
 BEZIER_MAX_DEPTH = 16
-# Rasterising steps (segments, dashes, polygon rows, visited pixels) in one draw.
-WORK_BUDGET = 1 << 25
+# Rasterising steps (segments, dashes, polygon rows, visited pixels) in one draw: about 30 ns
+# each here, so one stroke holds its channel for ~120 ms at most (bench/bench_hostile.py);
+# a full-screen dashed polyline of a thousand segments needs a few hundred thousand.
+WORK_BUDGET = 1 << 22
 
 PATH_MALFORMED = "malformed:draw_stroke_path"
 STYLE_MALFORMED = "malformed:draw_stroke_style"

@@ -1,0 +1,2 @@
+"""The harnesses, by area: each module defines ``one_input`` functions and their seed
+loaders, and ``TARGETS``, which fuzz.registry collects."""
