@@ -247,8 +247,10 @@ def sample_images(at: int) -> list[bytes]:
 
     img = bgra(8, 8, alpha=True)
     out = []
-    for fmt, w, h, stride, data, palette in bitmap_samples():
-        out.append(bitmap_image(at, fmt, w, h, data, stride, palette, top_down=fmt % 2 == 0))
+    for i, (fmt, w, h, stride, data, palette) in enumerate(bitmap_samples()):
+        # the first is cached (CACHE_ME, id 42): the FROM_CACHE image below names it
+        out.append(bitmap_image(at, fmt, w, h, data, stride, palette, top_down=fmt % 2 == 0,
+                                image_id=42 if i == 0 else 0, flags=1 if i == 0 else 0))
     out.append(blob_image(ImageType.QUIC, 9, 6, quic_payloads()[-5]))
     out.append(blob_image(ImageType.LZ_RGB, 11, 7, lz_synthetic()[1][1]))
     idx = rng(2).integers(0, 4, (8, 8)).astype(np.uint8)
@@ -264,3 +266,106 @@ def sample_images(at: int) -> list[bytes]:
     out.append(DESCRIPTOR.pack(0, ImageType.SURFACE, 0, 8, 8) + struct.pack("<I", 0))
     out.append(DESCRIPTOR.pack(42, ImageType.FROM_CACHE, 0, 8, 8))
     return out
+
+
+# --- draws -----------------------------------------------------------------------------------
+
+
+def cursor_fixture_messages() -> list[tuple[int, bytes]]:
+    """tests/fixtures/cursor/qxl-drm-cursor.bin: mini-header framed cursor messages."""
+    data = (FIXTURES / "cursor" / "qxl-drm-cursor.bin").read_bytes()
+    out, pos = [], 0
+    while pos + 6 <= len(data):
+        opcode, size = struct.unpack_from("<HI", data, pos)
+        out.append((opcode, data[pos + 6:pos + 6 + size]))
+        pos += 6 + size
+    return out
+
+
+def _raw(index: int) -> object:
+    """A tests.render.builders Image that encodes as ``sample_images(at)[index]``."""
+    from tests.render import builders as B
+
+    class Raw(B.Image):
+        def encode(self, at: int) -> bytes:
+            return sample_images(at)[index]
+
+    return Raw()
+
+
+def draw_stroke(segments: list[tuple[int, list[tuple[int, int]]]], style: list[int] | None,
+                color: int, box: tuple[int, int, int, int] = (0, 0, 16, 16)) -> bytes:
+    """DRAW_STROKE as tests/channels/test_display_stroke.py builds it."""
+    from tests.render import builders as B
+
+    b = B.Body()
+    B.base(b, box, [(0, 0, 12, 12)])
+    path = struct.pack("<I", len(segments))
+    for f, pts in segments:
+        path += struct.pack("<BI", f, len(pts)) + b"".join(struct.pack("<ii", *p) for p in pts)
+    b.pointer(path)
+    if style is None:
+        b.pack("B", 0)
+    else:
+        b.pack("BB", 1 << 3, len(style))
+        b.pointer(struct.pack(f"<{len(style)}i", *style))
+    B.brush(b, color)
+    b.pack("HH", 8, 8)
+    return b.build()
+
+
+@cache
+def synthetic_draws() -> tuple[tuple[int, bytes], ...]:
+    """(display opcode, body) of every draw kind, small, with images of every kind."""
+    from tests.render import builders as B
+
+    put = 1 << 3  # Ropd.OP_PUT
+    img = B.Image(pixels=bgra(4, 5))
+    pat = B.Image(pixels=bgra(2, 3, seed=3))
+    mask = B.Image(bits=rng(6).integers(0, 2, (6, 6)).astype(bool), fmt=BitmapFmt.FMT_1BIT_BE)
+    clip = [(1, 1, 5, 9), (4, 2, 8, 6)]
+    out: list[tuple[int, bytes]] = []
+    for i in range(len(sample_images(0))):
+        out.append((304, B.draw_copy((0, 0, 8, 8), _raw(i), (0, 0, 4, 4), put)))  # type: ignore[arg-type]
+    out += [
+        (304, B.draw_copy((1, 2, 9, 12), img, (0, 0, 4, 5), put, scale_mode=0, clip=clip,
+                          mask=mask, mask_pos=(1, 1), mask_flags=1)),
+        (305, B.draw_copy((0, 0, 5, 5), img, (0, 0, 4, 5), 1 << 4)),
+        (302, B.draw_fill((0, 0, 6, 7), put, 0x123456, clip=clip)),
+        (302, B.draw_fill((2, 2, 9, 9), 1 << 6, pattern=pat, pattern_pos=(1, 2), mask=mask)),
+        (303, B.draw_opaque((0, 0, 6, 6), img, (0, 0, 4, 5), put | 1, pattern=pat)),
+        (306, B.draw_mask_only((0, 0, 4, 4), clip=clip)),
+        (307, B.draw_mask_only((0, 0, 6, 6), mask=mask)),
+        (308, B.draw_mask_only((1, 1, 3, 3))),
+        (309, B.draw_rop3((0, 0, 8, 8), img, (0, 0, 4, 5), 0xCA, color=0x00FF00, clip=clip)),
+        (309, B.draw_rop3((0, 0, 12, 10), img, (0, 0, 2, 2), 0x96, pattern=pat, scale_mode=0,
+                          mask=mask)),
+        (312, B.draw_transparent((0, 0, 5, 5), img, (0, 0, 4, 5), 0x00FFFFFF, 0x00FFFFFF)),
+        (313, B.draw_alpha_blend((0, 0, 9, 9), B.Image(pixels=bgra(4, 4, alpha=True),
+                                                       fmt=BitmapFmt.FMT_RGBA), (0, 0, 4, 4), 128,
+                                 flags=2)),
+        (311, B.draw_text((0, 0, 10, 16), 1, [B.glyph((2, 8), (0, -4), np.ones((4, 3), int), 1)],
+                          (0, 0, 10, 16), fore_color=0x102030, back_color=0xF0E0D0)),
+        (311, B.draw_text((0, 0, 10, 16), 1 << 2 | 1 << 3,
+                          [B.glyph((1, 6), (-1, -3), rng(8).integers(0, 256, (3, 5)), 8),
+                           B.glyph((6, 6), (0, -3), rng(9).integers(0, 256, (2, 2)), 8)],
+                          (1, 1, 4, 4), fore_pattern=pat, back_color=None)),
+        (311, B.draw_text((0, 0, 8, 8), 1 << 1, [B.glyph((1, 5), (0, -3),
+                                                         rng(2).integers(0, 16, (3, 3)), 4)],
+                          (0, 0, 0, 0), fore_color=0xFF)),
+        (318, B.draw_composite((0, 0, 8, 8), 3, B.Image(pixels=bgra(4, 4, alpha=True),
+                                                         fmt=BitmapFmt.FMT_RGBA),
+                               src_origin=(1, -1), clip=clip)),
+        (318, B.draw_composite((0, 0, 8, 8), 3 | (1 << 19) | (1 << 20) | (1 << 21) | (1 << 14),
+                               B.Image(pixels=bgra(3, 3)), B.Image(pixels=bgra(3, 3, seed=2)),
+                               src_transform=(1 << 16, 1 << 14, 0, -(1 << 15), 1 << 16, 1 << 16),
+                               mask_transform=(2 << 16, 0, 0, 0, 2 << 16, 0))),
+        (310, draw_stroke([(1 | 2, [(16, 32), (144, 96)])], None, 0x112233)),
+        (310, draw_stroke([(1, [(0, 0), (64, 0)]), (2 | 8 | 16, [(64, 64), (0, 64), (16, 16)])],
+                          [32, 16, 48], 0xABCDEF)),
+    ]
+    copy_bits = B.Body()
+    B.base(copy_bits, (2, 2, 8, 8))
+    copy_bits.pack("ii", 0, 1)
+    out.append((104, copy_bits.build()))
+    return tuple(out)

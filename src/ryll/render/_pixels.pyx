@@ -104,3 +104,42 @@ def colorkey(const uint32_t[:, :] dst, const uint32_t[:, :] src, uint32_t key):
                 keep = -<uint32_t>((s & 0xFFFFFF) == key)  # all ones to keep dst
                 out[y, x] = (dst[y, x] & keep) | (s & ~keep)
     return out_arr
+
+
+def bilinear(const uint32_t[:, :] src, const long long[:] vys, const long long[:] vxs):
+    """The (len(vys), len(vxs)) words pixman's narrow bilinear fetch samples at the 16.16
+    positions (render.raster.sample's model: 7-bit weights scaled to 8 bits, the four taps
+    summed exactly and shifted by 16; taps outside the source are transparent black)."""
+    cdef Py_ssize_t sh = src.shape[0], sw = src.shape[1], n = vys.shape[0], m = vxs.shape[0]
+    cdef Py_ssize_t y, x, iy0, ix0
+    cdef long long y1, x1
+    cdef uint32_t wy, wx, tl, tr, bl, br, acc, c, k
+    cdef uint32_t w_tl, w_tr, w_bl, w_br
+    out_arr = np.zeros((n, m), np.uint32)
+    if sh == 0 or sw == 0:
+        return out_arr
+    cdef uint32_t[:, ::1] out = out_arr
+    with nogil:
+        for y in range(n):
+            y1 = vys[y] - 0x8000
+            wy = <uint32_t>(((y1 >> 9) & 0x7F) << 1)
+            iy0 = <Py_ssize_t>(y1 >> 16)
+            for x in range(m):
+                x1 = vxs[x] - 0x8000
+                wx = <uint32_t>(((x1 >> 9) & 0x7F) << 1)
+                ix0 = <Py_ssize_t>(x1 >> 16)
+                tl = src[iy0, ix0] if 0 <= iy0 < sh and 0 <= ix0 < sw else 0
+                tr = src[iy0, ix0 + 1] if 0 <= iy0 < sh and 0 <= ix0 + 1 < sw else 0
+                bl = src[iy0 + 1, ix0] if 0 <= iy0 + 1 < sh and 0 <= ix0 < sw else 0
+                br = src[iy0 + 1, ix0 + 1] if 0 <= iy0 + 1 < sh and 0 <= ix0 + 1 < sw else 0
+                w_tl = (256 - wx) * (256 - wy)
+                w_tr = wx * (256 - wy)
+                w_bl = (256 - wx) * wy
+                w_br = wx * wy
+                acc = 0
+                for k in range(4):
+                    c = (w_tl * ((tl >> (8 * k)) & 0xFF) + w_tr * ((tr >> (8 * k)) & 0xFF)
+                         + w_bl * ((bl >> (8 * k)) & 0xFF) + w_br * ((br >> (8 * k)) & 0xFF))
+                    acc |= ((c >> 16) & 0xFF) << (8 * k)
+                out[y, x] = acc
+    return out_arr

@@ -28,9 +28,9 @@ import numpy as np
 from ryll.protocol.messages.draw import Rect
 from ryll.render import _pixels  # type: ignore[attr-defined]
 
-# pixman_fixed_1 and pixman's bilinear weight precision (BILINEAR_INTERPOLATION_BITS).
+# pixman_fixed_1 (pixman's bilinear weights, BILINEAR_INTERPOLATION_BITS = 7, are in
+# _pixels.bilinear).
 FIXED_ONE = 65536
-BILINEAR_BITS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,44 +249,16 @@ def _gather(src: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     return word_bytes(out)
 
 
-# Bilinear sampling holds four int32 products per output channel; rows are sampled in bands
-# of about this many output pixels, so a scaled draw's working memory stays near 64 MiB
-# whatever the size of the box.
-SAMPLE_BAND_PIXELS = 1 << 20
-
-
 def sample(src: np.ndarray, vys: np.ndarray, vxs: np.ndarray, nearest: bool) -> np.ndarray:
-    """The (len(vys), len(vxs), 4) pixels pixman samples at the fixed-point positions."""
-    rows = max(1, SAMPLE_BAND_PIXELS // max(1, len(vxs)))
-    if nearest or len(vys) <= rows:
-        return _sample(src, vys, vxs, nearest)
-    out = np.empty((len(vys), len(vxs), 4), np.uint8)
-    for i in range(0, len(vys), rows):
-        out[i:i + rows] = _sample(src, vys[i:i + rows], vxs, nearest)
-    return out
-
-
-def _sample(src: np.ndarray, vys: np.ndarray, vxs: np.ndarray, nearest: bool) -> np.ndarray:
+    """The (len(vys), len(vxs), 4) pixels pixman samples at the fixed-point positions:
+    nearest (``(v - 1) >> 16``), or bilinear as pixman's narrow path (7-bit weights scaled to
+    8 bits, the four taps summed exactly before the final ``>> 16``; the compiled
+    ``_pixels.bilinear``, which allocates nothing but its output)."""
     if nearest:
         return _gather(src, (vys - 1) >> 16, (vxs - 1) >> 16)
-    shift = 16 - BILINEAR_BITS
-    mask = (1 << BILINEAR_BITS) - 1
-    x1, y1 = vxs - FIXED_ONE // 2, vys - FIXED_ONE // 2
-    # pixman_fixed_to_bilinear_weight, then scaled to 8 bits as bilinear_interpolation does.
-    wx = ((x1 >> shift) & mask).astype(np.int64) << (8 - BILINEAR_BITS)
-    wy = ((y1 >> shift) & mask).astype(np.int64) << (8 - BILINEAR_BITS)
-    x0, y0 = x1 >> 16, y1 >> 16
-    xs = np.concatenate([x0, x0 + 1])
-    ys = np.concatenate([y0, y0 + 1])
-    # Exact integer sums (at most 255 * 65536, so int32 holds them), horizontal then vertical:
-    # the same total as pixman's four-term sum before its final >> 16.
-    px = _gather(src, ys, xs).astype(np.int32)
-    n, m = len(y0), len(x0)
-    wx_ = wx.astype(np.int32)[None, :, None]
-    wy_ = wy.astype(np.int32)[:, None, None]
-    rows = px[:, :m] * (256 - wx_) + px[:, m:] * wx_
-    acc = rows[:n] * (256 - wy_) + rows[n:] * wy_
-    return np.right_shift(acc, 16).astype(np.uint8)
+    return word_bytes(_pixels.bilinear(words(np.ascontiguousarray(src)),
+                                       np.ascontiguousarray(vys, np.int64),
+                                       np.ascontiguousarray(vxs, np.int64)))
 
 
 def scaled_source(region: Region, src: np.ndarray, src_area: Rect, box: Rect, nearest: bool
