@@ -21,15 +21,15 @@ def decode_mjpeg_frame(data: bytes) -> np.ndarray:
     """(H, W, 4) BGRA, alpha 255."""
     try:
         width, height, _, _ = simplejpeg.decode_jpeg_header(data)
-    except ValueError as exc:
-        raise DecodeError(f"mjpeg: bad JPEG header: {exc}", "bad_header") from None
+    except (ValueError, LookupError) as exc:  # simplejpeg: KeyError for an unknown sampling
+        raise DecodeError(f"mjpeg: bad JPEG header: {exc!r}", "bad_header") from None
     if not (0 < width <= MAX_FRAME_SIDE and 0 < height <= MAX_FRAME_SIDE) or \
             width * height > MAX_FRAME_PIXELS:
         raise DecodeError(f"mjpeg: frame {width}x{height} out of range", "size")
     try:
         pixels = simplejpeg.decode_jpeg(data, colorspace="BGRA", fastdct=False, fastupsample=False)
-    except ValueError as exc:
-        raise DecodeError(f"mjpeg: {exc}", "corrupt") from None
+    except (ValueError, LookupError) as exc:
+        raise DecodeError(f"mjpeg: {exc!r}", "corrupt") from None
     pixels[..., 3] = 255
     return pixels
 
