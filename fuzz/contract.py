@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 RYLL_SRC = str(REPO / "src" / "ryll") + os.sep
 
 
-def innermost(stack: traceback.StackSummary) -> str:
+def innermost(stack: Sequence[traceback.FrameSummary]) -> str:
     """The innermost frame in ryll's sources (else the innermost of all), as file:line."""
     for fs in reversed(stack):
         if fs.filename.startswith(RYLL_SRC):

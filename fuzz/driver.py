@@ -65,7 +65,7 @@ class StateFile:
         struct.pack_into("<dQQQQd", self._m, 0, 0.0, inputs, failures, unique, rss_kib, slowest)
 
     def read(self) -> tuple[float, int, int, int, int, float, int]:
-        return STATE.unpack_from(self._m, 0)  # type: ignore[return-value]
+        return STATE.unpack_from(self._m, 0)
 
     def in_flight(self) -> bytes:
         n = self.read()[6]
@@ -95,6 +95,12 @@ def _result(stats: Any, engine: str) -> dict[str, Any]:
     }
 
 
+def _known(args: argparse.Namespace) -> dict[str, Path]:
+    if not args.known:
+        return {}
+    return {sig: Path(p) for sig, p in json.loads(Path(args.known).read_text()).items()}
+
+
 def run_worker(args: argparse.Namespace) -> int:
     state = StateFile(Path(args.state))
     result_path = Path(args.state).with_suffix(".json")
@@ -104,6 +110,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from fuzz.registry import TARGETS
 
     target = TARGETS[args.worker]
+    known = _known(args)
 
     def hook(data: bytes | None, stats: Stats) -> None:
         if data is not None:
@@ -114,7 +121,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
     stats = fuzz(args.worker, target.one_input, target.seeds(), args.seconds, seed=args.seed,
                  timeout=args.timeout, rss_limit_mb=args.rss_limit_mb, hook=hook,
-                 echo=lambda text: print(text, flush=True))
+                 echo=lambda text: print(text, flush=True), known=known)
     hook(None, stats)
     _write_result(result_path, _result(stats, "fallback"))
     return 1 if stats.crashes else 0
@@ -126,9 +133,17 @@ def _atheris_worker(args: argparse.Namespace, state: StateFile, result_path: Pat
     with atheris.instrument_imports(include=["ryll"]):
         from fuzz.registry import TARGETS
     from fuzz.contract import quiet_ryll_logs
-    from fuzz.engine import Crash, Runner, Stats, peak_rss_kib, save_crash
+    from fuzz.engine import (
+        Crash,
+        Runner,
+        SlowInputs,
+        Stats,
+        peak_rss_kib,
+        save_crash,
+    )
 
     target = TARGETS[args.worker]
+    known = _known(args)
     seeds = target.seeds()
     corpus = Path(args.corpus)
     for data in seeds:
@@ -137,6 +152,10 @@ def _atheris_worker(args: argparse.Namespace, state: StateFile, result_path: Pat
     stats = Stats(args.worker)
     signatures: set[str] = set()
     last_write = [0.0]
+    warm_up = 2 * len(seeds) + 20
+    slowest = SlowInputs()
+    slow_dir = Path(args.state).with_suffix(".slow")
+    slow_dir.mkdir(exist_ok=True)
     quiet_ryll_logs().__enter__()  # for the life of the process: libFuzzer exits it
 
     def publish(force: bool = False) -> None:
@@ -150,12 +169,17 @@ def _atheris_worker(args: argparse.Namespace, state: StateFile, result_path: Pat
         out = runner.run(data)
         stats.inputs += 1
         stats.peak_rss_kib = max(stats.peak_rss_kib, peak_rss_kib())
-        stats.slowest_ms = max(stats.slowest_ms, out.elapsed * 1000)
+        # Not the first pass over the corpus (first calls, imports); the supervisor re-times
+        # the slowest without instrumentation.
+        if stats.inputs > warm_up and out.ok and slowest.offer(out.elapsed, data):
+            stats.slowest_ms = slowest.items[-1][0] * 1000
+            for i, (_, item) in enumerate(slowest.items):
+                (slow_dir / f"{i}.bin").write_bytes(item)
         if not out.ok:
             stats.failures += 1
             if out.signature not in signatures:
                 signatures.add(out.signature)
-                path = save_crash(args.worker, data)
+                path = known.get(out.signature) or save_crash(args.worker, data)
                 stats.crashes.append(Crash(out.signature, out.kind, path, len(data), out.report))
                 print(f"[{args.worker}] CRASH {out.signature} ({len(data)} bytes): {path}\n"
                       f"{out.report.rstrip()}", flush=True)
@@ -189,10 +213,18 @@ class Summary:
     slowest_ms: float = 0.0
     seconds: float = 0.0
     workers: int = 0
+    features: int = 0  # fallback: line pairs covered (the last worker's)
 
     @property
     def peak_rss_mib(self) -> float:
         return self.peak_rss_kib / 1024
+
+
+# Signatures of the failures only a supervisor sees. What tells two segfaults apart is not
+# known here, so each of these is saved once per run (and not again while a reproducer of it
+# still fails).
+NATIVE = "native crash"
+LIBFUZZER_KINDS = {"crash": NATIVE, "timeout": "hang", "oom": "rss", "leak": "leak"}
 
 
 def _save_reproducer(target: str, data: bytes) -> Path:
@@ -202,6 +234,70 @@ def _save_reproducer(target: str, data: bytes) -> Path:
     return path
 
 
+def _native_failure(summary: Summary, known: dict[str, str], signature: str, detail: str,
+                    data: bytes) -> None:
+    summary.failures += 1
+    target = summary.target
+    if any(c["signature"] == signature for c in summary.crashes):
+        print(f"[{target}] {signature} again ({detail}, {len(data)} bytes)", flush=True)
+    elif signature in known:
+        summary.crashes.append({"signature": signature, "kind": signature,
+                                "path": known[signature], "size": len(data)})
+        print(f"[{target}] known crash {signature}: {known[signature]}", flush=True)
+    else:
+        path = _save_reproducer(target, data)
+        summary.crashes.append({"signature": signature, "kind": signature, "path": str(path),
+                                "size": len(data)})
+        print(f"[{target}] CRASH {signature} ({detail}, {len(data)} bytes): {path}", flush=True)
+
+
+def print_signatures(paths: list[str]) -> int:
+    """For --signatures: ``START path`` before each reproducer, then ``SIG path<TAB>sig`` if
+    it still fails (nothing if it passes), flushed, so a reproducer that kills the process
+    is the last one started."""
+    from fuzz.engine import replay
+    from fuzz.registry import TARGETS
+
+    for name in paths:
+        path = Path(name)
+        print(f"START {path}", flush=True)
+        outcome = replay(TARGETS[path.name.split("-", 1)[0]].one_input, path.read_bytes())
+        if not outcome.ok:
+            print(f"SIG {path}\t{outcome.signature}", flush=True)
+    return 0
+
+
+def known_signatures(target: str, hard_timeout: float) -> dict[str, str]:
+    """Signature -> reproducer of the files of fuzz/crashes/ for ``target`` that still fail,
+    replayed in child processes: one that dies is known by its signal (or as a hang)."""
+    todo = sorted(str(p) for p in CRASH_DIR.glob(f"{target}-*.bin")) if CRASH_DIR.is_dir() else []
+    known: dict[str, str] = {}
+    while todo:
+        cmd = [sys.executable, "-m", "fuzz.driver", "--signatures", *todo]
+        try:
+            done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                                  timeout=hard_timeout * len(todo) + 60)
+            out, rc = done.stdout, done.returncode
+        except subprocess.TimeoutExpired as exc:
+            raw = exc.stdout or b""
+            out, rc = raw.decode() if isinstance(raw, bytes) else raw, None
+        started = []
+        for line in out.splitlines():
+            if line.startswith("START "):
+                started.append(line[6:])
+            elif line.startswith("SIG "):
+                path, sig = line[4:].split("\t", 1)
+                known.setdefault(sig, path)
+        if rc == 0:
+            break
+        if not started:  # the replayer itself failed: leave the rest unknown
+            break
+        culprit = started[-1]
+        known.setdefault("hang" if rc is None else NATIVE, culprit)
+        todo = todo[todo.index(culprit) + 1:]
+    return known
+
+
 def supervise(target: str, args: argparse.Namespace) -> Summary:
     engine = "atheris" if args.atheris else "fallback"
     summary = Summary(target, engine)
@@ -209,6 +305,10 @@ def supervise(target: str, args: argparse.Namespace) -> Summary:
     deadline = start + args.seconds
     hard_timeout = max(10.0, 5 * args.timeout)
     work = Path(tempfile.mkdtemp(prefix=f"ryll-fuzz-{target}-"))
+    retimed = 0.0
+    known = known_signatures(target, hard_timeout)
+    known_file = work / "known.json"
+    known_file.write_text(json.dumps(known))
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -224,20 +324,25 @@ def supervise(target: str, args: argparse.Namespace) -> Summary:
                    str(state_path), "--seconds", f"{max(remaining, 1):.1f}",
                    "--seed", str(args.seed + summary.workers - 1), "--timeout", str(args.timeout),
                    "--rss-limit-mb", str(args.rss_limit_mb), "--corpus", str(corpus),
-                   "--artifacts", str(artifacts)]
+                   "--artifacts", str(artifacts), "--known", str(known_file)]
             if args.atheris:
                 cmd.append("--atheris")
             log = (work / f"libfuzzer{summary.workers}.log").open("wb") if args.atheris else None
             proc = subprocess.Popen(cmd, cwd=REPO, stderr=log)
-            hung = False
+            hung = overran = False
             while proc.poll() is None:
                 time.sleep(0.2)
-                started = state.read()[0]
-                late = time.monotonic() > deadline + 120 + hard_timeout
-                if (started and time.monotonic() - started > hard_timeout) or late:
-                    hung = bool(started)
+                started, now = state.read()[0], time.monotonic()
+                if started and now - started > hard_timeout:
+                    hung = True  # one input, stuck where no Python timer reaches
+                    proc.kill()
+                elif now > deadline + 120 + hard_timeout:
+                    overran = True  # the worker itself ran far over its time: not a finding
                     proc.kill()
             rc = proc.wait()
+            if overran and not hung:
+                print(f"[{target}] worker overran its time and was stopped", flush=True)
+                rc = 0
             if log is not None:
                 log.close()
             _, inputs, failures, _, rss, slowest, _ = state.read()
@@ -247,26 +352,30 @@ def supervise(target: str, args: argparse.Namespace) -> Summary:
             summary.failures += max(failures, result.get("failures", 0))
             summary.peak_rss_kib = max(summary.peak_rss_kib, rss, result.get("peak_rss_kib", 0))
             summary.slowest_ms = max(summary.slowest_ms, slowest, result.get("slowest_ms", 0.0))
-            known = {c["signature"] for c in summary.crashes}
-            summary.crashes += [c for c in result.get("crashes", []) if c["signature"] not in known]
-            found = sorted(artifacts.iterdir())
-            for art in found:  # libFuzzer's: crash-*, timeout-*, oom-*, slow-unit-*, leak-*
+            summary.features = result.get("features", summary.features)
+            listed = {c["signature"] for c in summary.crashes}
+            summary.crashes += [c for c in result.get("crashes", [])
+                                if c["signature"] not in listed]
+            # libFuzzer's artifacts: crash-*, timeout-*, oom-*, leak-* (slow-unit-*: a report)
+            found = [a for a in sorted(artifacts.iterdir())
+                     if a.name.rsplit("-", 1)[0] in LIBFUZZER_KINDS]
+            for art in found:
                 kind = art.name.rsplit("-", 1)[0]
-                path = _save_reproducer(target, art.read_bytes())
-                summary.failures += 1
-                summary.crashes.append({"signature": f"libFuzzer {kind}", "kind": kind,
-                                        "path": str(path), "size": path.stat().st_size})
-                print(f"[{target}] CRASH libFuzzer {kind}: {path}", flush=True)
+                _native_failure(summary, known, LIBFUZZER_KINDS[kind], f"libFuzzer {kind}",
+                                art.read_bytes())
             abnormal = hung or rc < 0 or (args.atheris and found)
             if (hung or rc < 0) and not found:
-                data = state.in_flight()
-                path = _save_reproducer(target, data)
-                kind = "hang" if hung else f"signal {-rc}"
-                summary.failures += 1
-                summary.crashes.append({"signature": kind, "kind": kind, "path": str(path),
-                                        "size": len(data)})
-                print(f"[{target}] CRASH {kind} ({len(data)} bytes): {path}", flush=True)
+                detail = f"over {hard_timeout:.0f} s" if hung else f"signal {-rc}"
+                _native_failure(summary, known, "hang" if hung else NATIVE, detail,
+                                state.in_flight())
             state.close()
+            slow = sorted(state_path.with_suffix(".slow").glob("*.bin"))
+            if slow:  # atheris: the slowest inputs again, uninstrumented
+                timed = subprocess.run([sys.executable, "-m", "fuzz.driver", "--retime", target,
+                                        *map(str, slow)], cwd=REPO, capture_output=True,
+                                       text=True, timeout=600)
+                if timed.returncode == 0 and timed.stdout.strip():
+                    retimed = max(retimed, float(timed.stdout.split()[-1]))
             if log is not None and (abnormal or rc not in (0, 1)):
                 tail = (work / f"libfuzzer{summary.workers}.log").read_bytes()[-3000:]
                 sys.stdout.write(tail.decode("utf-8", "replace"))
@@ -280,6 +389,8 @@ def supervise(target: str, args: argparse.Namespace) -> Summary:
                 break
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if args.atheris:  # the instrumented timings are noise (collections, libFuzzer's own work)
+        summary.slowest_ms = retimed
     summary.seconds = time.monotonic() - start
     return summary
 
@@ -295,7 +406,8 @@ def print_summaries(summaries: list[Summary], markdown: bool) -> None:
         for s in summaries:
             print(f"{s.target:16s} {s.engine:8s} inputs {s.inputs:9d}  crashes "
                   f"{len(s.crashes):3d} ({s.failures} inputs)  peak RSS {s.peak_rss_mib:6.0f} MiB"
-                  f"  slowest {s.slowest_ms:8.1f} ms  ({s.seconds:.0f} s)")
+                  f"  slowest {s.slowest_ms:8.1f} ms  ({s.seconds:.0f} s"
+                  + (f", {s.features} line pairs)" if s.features else ")"))
     for s in summaries:
         for c in s.crashes:
             print(f"  {s.target}: {c['signature']} -> {c['path']}")
@@ -330,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="list the targets and exit")
     ap.add_argument("--replay", action="store_true",
                     help="run the given crash files (fuzz/crashes/<target>-<sha1>.bin) once")
+    ap.add_argument("--retime", help=argparse.SUPPRESS)
+    ap.add_argument("--signatures", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--known", help=argparse.SUPPRESS)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--state", help=argparse.SUPPRESS)
     ap.add_argument("--corpus", help=argparse.SUPPRESS)
@@ -339,6 +454,15 @@ def main(argv: list[str] | None = None) -> int:
         return run_worker(args)
     if args.replay:
         return replay_files(args.targets)
+    if args.signatures:
+        return print_signatures(args.targets)
+    if args.retime:
+        from fuzz.engine import retime
+        from fuzz.registry import TARGETS as ALL
+
+        inputs = [Path(p).read_bytes() for p in args.targets]
+        print(f"{retime(ALL[args.retime].one_input, inputs):.3f}")
+        return 0
     from fuzz.registry import TARGETS
 
     if args.list:

@@ -21,7 +21,6 @@ and adds libFuzzer's mutators; neither sees inside the Cython loops.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import resource
 import signal
@@ -131,10 +130,14 @@ class Runner:
             signal.setitimer(signal.ITIMER_REAL, self.timeout)
         start = time.perf_counter()
         try:
-            self.one_input(data)
+            try:
+                self.one_input(data)
+            finally:  # disarmed here, so an alarm at the very end still lands in this try
+                if timer:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
         except FuzzTimeout:
             elapsed = time.perf_counter() - start
-            stack = traceback.extract_tb(sys.exc_info()[2])
+            stack = traceback.extract_tb(sys.exc_info()[2])[:-1]  # not the alarm handler
             where = innermost(stack)
             return Outcome(False, elapsed, "timeout", f"timeout at {where}",
                            f"input ran over {self.timeout:.1f} s; interrupted at:\n"
@@ -146,9 +149,6 @@ class Runner:
                 where = innermost(traceback.extract_tb(exc.__traceback__))
                 sig = f"{type(exc).__name__} at {where}"
             return Outcome(False, elapsed, "exception", sig, traceback.format_exc())
-        finally:
-            if timer:
-                signal.setitimer(signal.ITIMER_REAL, 0)
         elapsed = time.perf_counter() - start
         if self.timeout > 0 and elapsed > self.timeout:
             return Outcome(False, elapsed, "timeout", "timeout (no timer)",
@@ -335,12 +335,14 @@ def fuzz(
     hook: Hook | None = None,
     echo: Callable[[str], None] | None = print,
     minimise_s: float = 2.0,
+    known: dict[str, Path] | None = None,
 ) -> Stats:
     """Fuzz one harness for ``seconds`` (or ``max_inputs`` inputs, whichever ends first).
 
-    ``crash_dir`` None: failures are counted and reported but not written. ``hook(data,
-    stats)`` is called before each input (with it) and after (with None): the driver's
-    supervisor reads both. Returns the run's statistics.
+    ``crash_dir`` None: failures are counted and reported but not written. ``known``: the
+    signatures of reproducers already saved (the driver replays them first), not saved again.
+    ``hook(data, stats)`` is called before each input (with it) and after (with None): the
+    driver's supervisor reads both. Returns the run's statistics.
     """
     rng = random.Random(seed)
     stats = Stats(target)
@@ -355,7 +357,7 @@ def fuzz(
     corpus_bytes = 0
     n_seeds = 0
     signatures: dict[str, Crash] = {}
-    slowest: list[tuple[float, bytes]] = []
+    slowest = SlowInputs()
 
     def done() -> bool:
         if max_inputs is not None and stats.inputs >= max_inputs:
@@ -370,13 +372,12 @@ def fuzz(
             out = runner.run(data)
         finally:
             lines = cov.stop()
+        if out.kind == "timeout":  # the tracer slows everything down: confirm without it
+            out = runner.run(data)
         stats.inputs += 1
         stats.peak_rss_kib = max(stats.peak_rss_kib, peak_rss_kib())
         if out.ok:
-            if len(slowest) < 5 or out.elapsed > slowest[0][0]:
-                slowest.append((out.elapsed, data))
-                slowest.sort(key=lambda item: item[0])
-                del slowest[:-5]
+            slowest.offer(out.elapsed, data)
         else:
             record(data, out)
         if hook is not None:
@@ -386,6 +387,13 @@ def fuzz(
     def record(data: bytes, out: Outcome) -> None:
         stats.failures += 1
         if out.signature in signatures:
+            return
+        if known and out.signature in known:
+            crash = Crash(out.signature, out.kind, known[out.signature], len(data), out.report)
+            signatures[out.signature] = crash
+            stats.crashes.append(crash)
+            if echo is not None:
+                echo(f"[{target}] known crash {out.signature}: {known[out.signature]}")
             return
         small = data
         if out.kind == "exception" and minimise_s > 0:
@@ -422,7 +430,11 @@ def fuzz(
         if not corpus:
             add(b"", True)
         while not done():
+            # the shorter of two entries, mostly: small inputs run faster and mutate deeper
             parent = corpus[rng.randrange(len(corpus))]
+            if rng.random() < 0.7:
+                other = corpus[rng.randrange(len(corpus))]
+                parent = other if len(other) < len(parent) else parent
             child = mutator.mutate(parent, corpus)
             out, lines = execute(child)
             new = lines - seen
@@ -430,17 +442,46 @@ def fuzz(
                 seen |= new
                 add(child, False)
         # The slowest inputs again, untraced: their real cost.
-        for _, data in slowest:
-            t0 = time.perf_counter()
-            try:
-                one_input(data)
-            except (Exception, FuzzTimeout):
-                pass
-            stats.slowest_ms = max(stats.slowest_ms, (time.perf_counter() - t0) * 1000)
+        stats.slowest_ms = retime(one_input, [data for _, data in slowest.items])
     stats.corpus = len(corpus)
     stats.features = len(seen)
     stats.seconds = time.monotonic() - start
     return stats
+
+
+class SlowInputs:
+    """The few inputs that took longest (as measured while fuzzing, so with the tracer's or a
+    collector's noise): kept to be re-timed by ``retime``."""
+
+    def __init__(self, keep: int = 5) -> None:
+        self.keep = keep
+        self.items: list[tuple[float, bytes]] = []
+
+    def offer(self, elapsed: float, data: bytes) -> bool:
+        """True when ``data`` joined the list."""
+        if len(self.items) >= self.keep and elapsed <= self.items[0][0]:
+            return False
+        self.items.append((elapsed, data))
+        self.items.sort(key=lambda item: item[0])
+        del self.items[:-self.keep]
+        return True
+
+
+def retime(one_input: OneInput, inputs: Sequence[bytes], repeats: int = 3) -> float:
+    """The slowest of ``inputs`` in ms, each the best of ``repeats`` runs (no tracer)."""
+    worst = 0.0
+    with quiet_ryll_logs():
+        for data in inputs:
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                try:
+                    one_input(data)
+                except Exception:
+                    pass
+                best = min(best, time.perf_counter() - t0)
+            worst = max(worst, best * 1000)
+    return worst
 
 
 def replay(one_input: OneInput, data: bytes, timeout: float = DEFAULT_TIMEOUT_S) -> Outcome:

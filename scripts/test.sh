@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
-.venv/bin/ruff check src tests $(test -d bench && echo bench)
+.venv/bin/ruff check src tests bench fuzz
 .venv/bin/mypy

@@ -22,7 +22,14 @@ from ryll.channels.display import DisplayChannel
 from ryll.channels.main import MainChannel
 from ryll.errors import RyllError
 from ryll.protocol import agent as va
-from ryll.protocol.constants import ChannelType, CursorServer, DisplayServer, MainServer
+from ryll.protocol.constants import (
+    MINI_DATA_HEADER_SIZE,
+    ChannelType,
+    CursorServer,
+    DisplayServer,
+    MainServer,
+)
+from ryll.protocol.framing import Message
 from ryll.render import cursor as C
 
 
@@ -45,6 +52,31 @@ def display_one_input(data: bytes) -> None:
         ch.expire(20.0)
     ch.state()
     ch.data_to_send()
+    check_gaps(ctx.gaps)
+
+
+def lenient_messages(data: bytes) -> list[Message]:
+    """Mini-header messages whose declared size is cut to what is there, so a mutated size
+    shortens one body instead of swallowing the rest of the stream."""
+    out, pos = [], 0
+    while pos + MINI_DATA_HEADER_SIZE <= len(data):
+        opcode, size = struct.unpack_from("<HI", data, pos)
+        pos += MINI_DATA_HEADER_SIZE
+        out.append(Message(opcode, data[pos:pos + size]))
+        pos += size
+    return out
+
+
+def display_messages_one_input(data: bytes) -> None:
+    ctx = ChannelContext()
+    ch = DisplayChannel(0, ctx)
+    for now, message in enumerate(lenient_messages(data)):
+        if ch.parked is not None and now % 2:
+            ch.resume(float(now))
+        ch.handle(message, float(now))
+    if ch.parked is not None:
+        ch.expire(1e6)
+    ch.state()
     check_gaps(ctx.gaps)
 
 
@@ -159,6 +191,9 @@ TARGETS = {
     "display_channel": Target(display_one_input, display_seeds, "DisplayChannel on captured "
                               "sessions and hand-built draws (the whole canvas: every draw, "
                               "image decode, cache, stream)"),
+    "display_messages": Target(display_messages_one_input, display_seeds, "DisplayChannel."
+                               "handle message by message (sizes cut to the input, so a "
+                               "mutated size shortens one body), parked draws resumed"),
     "cursor_channel": Target(cursor_one_input, cursor_seeds, "CursorChannel: shapes, cache, "
                              "moves"),
     "main_channel": Target(main_one_input, main_seeds, "MainChannel: INIT, lists, the agent "

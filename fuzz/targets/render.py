@@ -94,18 +94,13 @@ def cursor_one_input(data: bytes) -> None:
 
 def cursor_seeds() -> list[bytes]:
     out = []
-    fixture = (S.FIXTURES / "cursor" / "qxl-drm-cursor.bin").read_bytes()
-    pos = 0
-    while pos + 6 <= len(fixture):  # mini-header framed messages
-        opcode, size = struct.unpack_from("<HI", fixture, pos)
-        body = fixture[pos + 6:pos + 6 + size]
-        pos += 6 + size
+    for opcode, body in S.cursor_fixture_messages():
         if opcode == CursorServer.SET:
             shape = cmsg.parse_set(body).cursor
             if shape.header is not None:
-                h = shape.header
-                out.append(CURSOR_HEAD.pack(h.unique, h.type, h.width, h.height, h.hot_x,
-                                            h.hot_y) + shape.data)
+                hd = shape.header
+                out.append(CURSOR_HEAD.pack(hd.unique, hd.type, hd.width, hd.height, hd.hot_x,
+                                            hd.hot_y) + shape.data)
     r = S.rng(9)
     for ctype in range(7):
         for w, h in ((8, 8), (5, 3)):
