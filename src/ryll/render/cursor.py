@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ryll.errors import DecodeError
 from ryll.protocol.constants import CursorType
 
 #: Largest accepted width/height. QXL guests use 32..256 (spice-server's stream device caps
@@ -52,12 +53,9 @@ _INVERT_DARK = (0x30, 0x30, 0x30, 0xC0)  # spice-gtk get_pix_hack 0xc0303030 (AR
 _INVERT_LIGHT = (0x50, 0x50, 0x50, 0x30)  # 0x30505050
 
 
-class CursorDecodeError(Exception):
-    """A cursor that cannot be decoded; ``reason`` is a short fixed word for the gap key."""
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+class CursorDecodeError(DecodeError):
+    """A cursor that cannot be decoded; ``reason`` is a short fixed word for the gap key (a
+    DecodeError, so every decoder raises only RyllErrors)."""
 
 
 def cursor_type_name(cursor_type: int) -> str:
