@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+from tests.codecs.test_lz import _pack  # palette indices packed as LZ PLT rows
 
 from ryll.capture import Record, read_capture
 from ryll.codecs import _lz_enc  # type: ignore[attr-defined]
@@ -95,20 +96,6 @@ def lz_family(name: str) -> tuple[tuple[np.ndarray, tuple[bytes, ...]], ...]:
     return tuple((meta[i], (blob[offs[i]:offs[i + 1]].tobytes(),)) for i in range(len(meta)))
 
 
-def packed_indices(idx: np.ndarray, bits: int, le: bool) -> np.ndarray:
-    """Palette indices (H, W) packed into rows of bytes (as tests/codecs/test_lz.py)."""
-    h, w = idx.shape
-    per = 8 // bits
-    stride = -(-w // per)
-    padded = np.zeros((h, stride * per), np.uint8)
-    padded[:, :w] = idx
-    out = np.zeros((h, stride), np.uint8)
-    for k in range(per):
-        shift = bits * k if le else 8 - bits * (k + 1)
-        out |= (padded[:, k::per] << shift).astype(np.uint8)
-    return out
-
-
 @cache
 def lz_synthetic() -> tuple[tuple[int, bytes], ...]:
     """(LZ type, payload) for every LZ image type, small."""
@@ -125,7 +112,7 @@ def lz_synthetic() -> tuple[tuple[int, bytes], ...]:
                           (L.PLT4_BE, 4, False), (L.PLT8, 8, True)):
         idx = r.integers(0, 1 << bits, (6, 13)).astype(np.uint8)
         idx[:2] = 1
-        out.append((typ, _lz_enc.encode_lz(typ, packed_indices(idx, bits, le), width=13)))
+        out.append((typ, _lz_enc.encode_lz(typ, _pack(idx, bits, le), width=13)))
     return tuple(out)
 
 
