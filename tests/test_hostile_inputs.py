@@ -209,15 +209,17 @@ def test_decoders_raise_only_ryll_errors(name: str, call: Callable[[], object]) 
 
 
 def _stroke_body(polylines: int, side: int, clip: list[tuple[int, int, int, int]] | None = None,
-                 styled: bool = True) -> bytes:
-    """DRAW_STROKE of ``polylines`` three-point polylines across the whole surface, dashed,
-    with an XOR fore mode (the merged-span path of lines.c)."""
+                 styled: bool = True, width: int | None = None,
+                 fore: int = Ropd.OP_XOR) -> bytes:
+    """DRAW_STROKE of ``polylines`` three-point polylines across the whole side x side (or
+    width x side) surface, dashed, with an XOR fore mode (the merged-span path of lines.c)."""
     from ryll.protocol.constants import LineFlags, PathFlags
 
+    width = side if width is None else width
     b = B.Body()
-    B.base(b, (0, 0, side, side), clip)
+    B.base(b, (0, 0, side, width), clip)
     path = struct.pack("<I", polylines)
-    pts = [(0, 0), (side * 16 - 16, side * 16 - 16), (0, side * 16 - 16)]
+    pts = [(0, 0), (width * 16 - 16, side * 16 - 16), (0, side * 16 - 16)]
     for _ in range(polylines):
         path += struct.pack("<BI", PathFlags.BEGIN | PathFlags.END, len(pts))
         path += b"".join(struct.pack("<ii", *p) for p in pts)
@@ -228,18 +230,18 @@ def _stroke_body(polylines: int, side: int, clip: list[tuple[int, int, int, int]
     else:
         b.pack("B", 0)
     B.brush(b, 0x00FFFFFF)
-    b.pack("HH", Ropd.OP_XOR, Ropd.OP_PUT)
+    b.pack("HH", fore, Ropd.OP_PUT)
     return b.build()
 
 
 def test_a_dashed_xor_stroke_of_many_polylines_is_bounded() -> None:
     """2000 polylines on 4096x4096 took 47.6 s (the merged-span flush scanned the whole
     raster per polyline); the flush now scans what the spans touched, charged to the
-    stroke's work budget, so the message ends in well under a second as a named gap."""
+    stroke's step budget, so the message ends in well under a second as a named gap."""
     import time
 
-    ch, ctx = display(4096, 4096)
-    body = _stroke_body(2000, 4096)
+    ch, ctx = display(3072, 3072)  # its box fits render.work's budget: the path does not
+    body = _stroke_body(2000, 3072)
     started = time.monotonic()
     send(ch, DisplayServer.DRAW_STROKE, body)
     assert time.monotonic() - started < 3.0

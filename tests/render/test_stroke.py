@@ -5,6 +5,7 @@ canvas_base.c's path walk and bezier flattening (a literal port below)."""
 
 from __future__ import annotations
 
+import struct
 import time
 
 import numpy as np
@@ -224,7 +225,7 @@ def test_bezier_guards() -> None:
 
 
 def seg(flags: int, *pts: tuple[int, int]) -> PathSegment:
-    return PathSegment(flags, tuple((x * 16, y * 16) for x, y in pts))
+    return PathSegment(flags, b"".join(struct.pack("<2i", x * 16, y * 16) for x, y in pts))
 
 
 def test_path_walk_begin_end_close() -> None:
@@ -243,7 +244,7 @@ def test_path_walk_bezier_starts_at_the_last_point() -> None:
 
 
 @pytest.mark.parametrize("path", [
-    (PathSegment(PathFlags.BEGIN, ()),),
+    (PathSegment(PathFlags.BEGIN, b""),),
     (seg(PathFlags.BEGIN | PathFlags.BEZIER, (0, 0), (1, 1)),),
     (seg(PathFlags.BEZIER, (0, 0), (1, 1), (2, 2)),),
 ])
@@ -281,3 +282,92 @@ def test_huge_dashed_lines_run_out_of_budget_not_forever() -> None:
                          np.array([1, 1], np.uint8), 0, False)
     assert status == _stroke.E_BUDGET
     assert time.perf_counter() - started < 1.0
+
+
+def test_the_compiled_walk_reads_spice_path_flags() -> None:
+    assert (_stroke.PATH_BEGIN, _stroke.PATH_END, _stroke.PATH_CLOSE, _stroke.PATH_BEZIER) == (
+        PathFlags.BEGIN, PathFlags.END, PathFlags.CLOSE, PathFlags.BEZIER)
+
+
+def ref_polylines(path: tuple[PathSegment, ...], max_points: int
+                  ) -> tuple[list[list[list[int]]], str | None]:
+    """canvas_draw_stroke's path walk, segment by segment in Python (the model the compiled
+    walk replaced): polylines of fix_to_int points, beziers flattened from the last point."""
+    def fix(v: int) -> int:
+        return (v >> 4) + ((v & 0x0F) > 8)
+
+    def to_fix(v: int) -> int:
+        return ((v << 4) + (1 << 31)) % (1 << 32) - (1 << 31)
+
+    out: list[list[list[int]]] = []
+    pending: list[list[int]] = []
+    total = 0
+    for s in path:
+        pts = [list(p) for p in struct.iter_unpack("<2i", s.points)]
+        idx = 0
+        if s.flags & PathFlags.BEGIN:
+            if pending:
+                out.append(pending)
+            pending = []
+            if not pts:
+                return out, stroke.PATH_MALFORMED
+            pending.append([fix(pts[0][0]), fix(pts[0][1])])
+            idx = 1
+        if s.flags & PathFlags.BEZIER:
+            if (len(pts) - idx) % 3:
+                return out, stroke.PATH_MALFORMED
+            for j in range(idx, len(pts), 3):
+                if not pending:
+                    return out, stroke.PATH_MALFORMED
+                c = [v for p in pts[j:j + 3] for v in p]
+                flat = _stroke.bezier(to_fix(pending[-1][0]), to_fix(pending[-1][1]), *c,
+                                      max_points - total, stroke.BEZIER_MAX_DEPTH)
+                if flat is None:
+                    return out, stroke.TOO_COMPLEX
+                pending += flat.tolist()
+                total += len(flat)
+        else:
+            pending += [[fix(x), fix(y)] for x, y in pts[idx:]]
+        total += idx if s.flags & PathFlags.BEZIER else len(pts)
+        if total > max_points:
+            return out, stroke.TOO_COMPLEX
+        if s.flags & PathFlags.END:
+            if s.flags & PathFlags.CLOSE and pending:
+                pending.append(pending[0])
+            if pending:
+                out.append(pending)
+            pending = []
+    if pending:
+        out.append(pending)
+    return out, None
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_compiled_walk_matches_the_segment_by_segment_model(seed: int) -> None:
+    """Random paths of every flag combination, point counts from 0 to 7, coordinates with
+    every fraction, and small point caps: the same polylines and the same problem."""
+    rng = np.random.default_rng(seed)
+    path = []
+    for _ in range(int(rng.integers(1, 12))):
+        flags = int(rng.choice([0, 1, 2, 3, 8, 10, 11, 16, 17, 18, 19, 26, 27]))
+        n = int(rng.integers(0, 8))
+        raw = rng.integers(-4000, 4000, (n, 2)).astype("<i4")
+        path.append(PathSegment(flags, raw.tobytes()))
+    cap = int(rng.choice([5, 40, 1 << 20]))
+    saved = stroke.MAX_STROKE_POINTS
+    try:
+        stroke.MAX_STROKE_POINTS = cap
+        lines, problem = stroke.polylines(tuple(path))
+    finally:
+        stroke.MAX_STROKE_POINTS = saved
+    want, want_problem = ref_polylines(tuple(path), cap)
+    assert ([p.tolist() for p in lines], problem) == (want, want_problem)
+
+
+def test_a_path_of_65536_segments_is_65536_polylines() -> None:
+    """The parser's limit of segments, each its own polyline."""
+    B = PathFlags.BEGIN | PathFlags.END
+    path = tuple(PathSegment(B, struct.pack("<4i", i, 0, i + 160, 160)) for i in range(65536))
+    lines, problem = stroke.polylines(path)
+    assert problem is None and len(lines) == 65536 and lines[-1].tolist() == [[4096, 0],
+                                                                              [4106, 10]]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import builtins
 import struct
+from collections.abc import Iterator
+from typing import Any
 
 from ryll.errors import ProtocolError
 
@@ -80,6 +82,13 @@ class Reader:
     def bytes(self, n: int, field: str = "bytes") -> builtins.bytes:
         pos = self._take(n, field)
         return bytes(self._data[pos : pos + n])
+
+    def records(self, layout: struct.Struct, n: int, field: str) -> Iterator[tuple[Any, ...]]:
+        """``n`` consecutive fixed-layout records (an array of small structs), unpacked in one
+        C loop rather than field by field; checked to fit before anything is read."""
+        self.count(n, layout.size, field)
+        pos = self._take(n * layout.size, field)
+        return layout.iter_unpack(self._data[pos : pos + n * layout.size])
 
     def rest(self) -> builtins.bytes:
         """``uint8 data[]`` without a size: everything to the end of the message."""

@@ -19,7 +19,7 @@ bounds checks.
 The word arithmetic is in _pixels.pxd, which render._composite cimports too.
 """
 
-from libc.stdint cimport uint8_t, uint32_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
 import numpy as np
 
@@ -109,37 +109,119 @@ def colorkey(const uint32_t[:, :] dst, const uint32_t[:, :] src, uint32_t key):
 def bilinear(const uint32_t[:, :] src, const long long[:] vys, const long long[:] vxs):
     """The (len(vys), len(vxs)) words pixman's narrow bilinear fetch samples at the 16.16
     positions (render.raster.sample's model: 7-bit weights scaled to 8 bits, the four taps
-    summed exactly and shifted by 16; taps outside the source are transparent black)."""
+    summed exactly and shifted by 16; taps outside the source are transparent black).
+
+    The source is read through a copy with two transparent pixels on every side, and each
+    position's top-left tap is clamped into that border, so every tap is a plain load (a tap
+    past the border reads the border's zero, as the unpadded rule would). The sum is taken
+    in two passes, exactly the same integer: per destination row, the two source rows
+    blended by the row's weight (every source column, once); then per pixel, two blended
+    columns by the column's weight. Two channels travel in one 64-bit word, 32 bits apart
+    (room for ``255 * 65536``)."""
     cdef Py_ssize_t sh = src.shape[0], sw = src.shape[1], n = vys.shape[0], m = vxs.shape[0]
-    cdef Py_ssize_t y, x, iy0, ix0
-    cdef long long y1, x1
-    cdef uint32_t wy, wx, tl, tr, bl, br, acc, c, k
-    cdef uint32_t w_tl, w_tr, w_bl, w_br
     out_arr = np.zeros((n, m), np.uint32)
-    if sh == 0 or sw == 0:
+    if sh == 0 or sw == 0 or n == 0 or m == 0:
         return out_arr
+    padded_arr = np.zeros((sh + 4, sw + 4), np.uint32)
+    padded_arr[2:sh + 2, 2:sw + 2] = src
+    cdef const uint32_t[:, ::1] pad = padded_arr
     cdef uint32_t[:, ::1] out = out_arr
+    col_arr = np.empty(m, np.intp)
+    wx_arr = np.empty(m, np.uint64)
+    blend_arr = np.empty((sw + 4, 2), np.uint64)  # one row's (B|R, G|A) per padded column
+    cdef Py_ssize_t[::1] col = col_arr
+    cdef uint64_t[::1] wxs = wx_arr
+    cdef uint64_t[:, ::1] blend = blend_arr
+    cdef Py_ssize_t y, x, iy, ix
+    cdef long long v
+    cdef uint64_t wy, wx, t, b, lo, hi
     with nogil:
+        for x in range(m):
+            v = vxs[x] - 0x8000
+            wxs[x] = <uint64_t>(((v >> 9) & 0x7F) << 1)
+            col[x] = _tap(v >> 16, sw)
         for y in range(n):
-            y1 = vys[y] - 0x8000
-            wy = <uint32_t>(((y1 >> 9) & 0x7F) << 1)
-            iy0 = <Py_ssize_t>(y1 >> 16)
+            v = vys[y] - 0x8000
+            wy = <uint64_t>(((v >> 9) & 0x7F) << 1)
+            iy = _tap(v >> 16, sh)
+            for x in range(sw + 4):
+                t = pad[iy, x]
+                b = pad[iy + 1, x]
+                blend[x, 0] = (256 - wy) * _spread(t) + wy * _spread(b)
+                blend[x, 1] = (256 - wy) * _spread(t >> 8) + wy * _spread(b >> 8)
             for x in range(m):
-                x1 = vxs[x] - 0x8000
-                wx = <uint32_t>(((x1 >> 9) & 0x7F) << 1)
-                ix0 = <Py_ssize_t>(x1 >> 16)
-                tl = src[iy0, ix0] if 0 <= iy0 < sh and 0 <= ix0 < sw else 0
-                tr = src[iy0, ix0 + 1] if 0 <= iy0 < sh and 0 <= ix0 + 1 < sw else 0
-                bl = src[iy0 + 1, ix0] if 0 <= iy0 + 1 < sh and 0 <= ix0 < sw else 0
-                br = src[iy0 + 1, ix0 + 1] if 0 <= iy0 + 1 < sh and 0 <= ix0 + 1 < sw else 0
-                w_tl = (256 - wx) * (256 - wy)
-                w_tr = wx * (256 - wy)
-                w_bl = (256 - wx) * wy
-                w_br = wx * wy
-                acc = 0
-                for k in range(4):
-                    c = (w_tl * ((tl >> (8 * k)) & 0xFF) + w_tr * ((tr >> (8 * k)) & 0xFF)
-                         + w_bl * ((bl >> (8 * k)) & 0xFF) + w_br * ((br >> (8 * k)) & 0xFF))
-                    acc |= ((c >> 16) & 0xFF) << (8 * k)
-                out[y, x] = acc
+                ix = col[x]
+                wx = wxs[x]
+                lo = (256 - wx) * blend[ix, 0] + wx * blend[ix + 1, 0]
+                hi = (256 - wx) * blend[ix, 1] + wx * blend[ix + 1, 1]
+                out[y, x] = <uint32_t>(((lo >> 16) & 0xFF) | (((lo >> 48) & 0xFF) << 16)
+                                       | (((hi >> 16) & 0xFF) << 8)
+                                       | (((hi >> 48) & 0xFF) << 24))
+    return out_arr
+
+
+cdef inline uint64_t _spread(uint64_t word) noexcept nogil:
+    """Bytes 0 and 2 of ``word`` in bits 0-7 and 32-39 of a 64-bit word."""
+    return (word & 0xFF) | (((word >> 16) & 0xFF) << 32)
+
+
+cdef inline Py_ssize_t _tap(long long i, Py_ssize_t size) noexcept nogil:
+    """The padded index of a top-left tap ``i`` on a side of ``size`` pixels: taps i and i + 1
+    read the source where they are on it and a border zero where not."""
+    if i < -2:
+        i = -2
+    elif i > size:
+        i = size
+    return <Py_ssize_t>(i + 2)
+
+
+def rect_union(const long long[:, :] rects, Py_ssize_t h, Py_ssize_t w):
+    """The (h, w) bool mask of the union of ``rects`` (rows of top, left, bottom, right, each
+    inside [0, h) x [0, w) and not empty), in one sweep down the rows: a column difference
+    array changes where a rect starts or ends, a row is summed from it only when it changed
+    and copied from the row above otherwise. O(n log n + h * w) whatever the overlap, with
+    memory for the mask and two index arrays."""
+    cdef Py_ssize_t n = rects.shape[0]
+    out_arr = np.zeros((h, w), np.bool_)
+    if n == 0 or h == 0 or w == 0:
+        return out_arr
+    if rects.shape[1] != 4:
+        raise ValueError("rects must be (n, 4)")
+    starts_arr = np.argsort(np.asarray(rects[:, 0]), kind="stable")
+    ends_arr = np.argsort(np.asarray(rects[:, 2]), kind="stable")
+    cdef const Py_ssize_t[::1] starts = starts_arr.astype(np.intp)
+    cdef const Py_ssize_t[::1] ends = ends_arr.astype(np.intp)
+    cdef Py_ssize_t k
+    for k in range(n):
+        if not (0 <= rects[k, 0] < rects[k, 2] <= h and 0 <= rects[k, 1] < rects[k, 3] <= w):
+            raise ValueError("a rect is empty or outside the mask")
+    diff_arr = np.zeros(w + 1, np.int64)
+    cdef long long[::1] diff = diff_arr
+    cdef uint8_t[:, ::1] out = out_arr.view(np.uint8)
+    cdef Py_ssize_t y, x, i_s = 0, i_e = 0, r
+    cdef long long run
+    cdef bint changed
+    with nogil:
+        for y in range(h):
+            changed = y == 0
+            while i_e < n and rects[ends[i_e], 2] == y:
+                r = ends[i_e]
+                diff[rects[r, 1]] -= 1
+                diff[rects[r, 3]] += 1
+                i_e += 1
+                changed = True
+            while i_s < n and rects[starts[i_s], 0] == y:
+                r = starts[i_s]
+                diff[rects[r, 1]] += 1
+                diff[rects[r, 3]] -= 1
+                i_s += 1
+                changed = True
+            if changed:
+                run = 0
+                for x in range(w):
+                    run += diff[x]
+                    out[y, x] = run > 0
+            else:
+                for x in range(w):
+                    out[y, x] = out[y - 1, x]
     return out_arr

@@ -35,7 +35,7 @@ visited pixel, and a function returns ``E_BUDGET`` instead of going on once it r
 """
 
 from libc.math cimport hypot
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 import numpy as np
 
@@ -340,6 +340,34 @@ cdef class Raster:
                 if self.left <= x < self.right:
                     self.hits[y1 + sy * i - self.top, x - self.left] += 1
         return OK
+
+    def selected(self, object region_mask, bint careful):
+        """Where the rop goes: None when nothing was hit (inside ``region_mask``, an (h, w)
+        bool array of the extents or None), else ``(top, left, bottom, right, once,
+        twice)``: the hit pixels' bounding box in the extents' coordinates, the box's
+        pixels hit at all, and (``careful`` rops, which differ between one application and
+        two) those hit an even number of times, else None. Every rop is bitwise with the
+        brush fixed per pixel, so n applications are one (n odd) or two (n even). numpy
+        passes over the counts (a few per pixel, vectorised): a loop here, bounds-checked,
+        cost five times as much."""
+        hits = self.hits_array
+        hit = hits > 0
+        if region_mask is not None:
+            if region_mask.shape != hit.shape:
+                raise ValueError("the region mask is not the raster's shape")
+            hit &= region_mask
+        rows = np.flatnonzero(hit.any(axis=1))
+        if rows.size == 0:
+            return None
+        r0, r1 = int(rows[0]), int(rows[-1]) + 1
+        cols = np.flatnonzero(hit[r0:r1].any(axis=0))
+        c0, c1 = int(cols[0]), int(cols[-1]) + 1
+        once = np.ascontiguousarray(hit[r0:r1, c0:c1])
+        twice = None
+        if careful:
+            odd = np.bitwise_and(hits[r0:r1, c0:c1], 1, dtype=np.uint8, casting="unsafe")
+            twice = np.greater(once, odd.view(np.bool_))  # hit, an even number of times
+        return r0, c0, r1, c1, once, twice
 
     def zero_line(self, cnp.int64_t[:, ::1] pts):
         """lines.c miZeroLine over one polyline (CoordModeOrigin, CapNotLast)."""
@@ -695,32 +723,32 @@ cdef class Raster:
         return status
 
 
-cdef inline int32_t wrap32(int64_t v):
+cdef inline int32_t wrap32(int64_t v) noexcept nogil:
     return <int32_t><uint32_t>(<uint64_t>v & 0xFFFFFFFFu)
 
 
-cdef inline int64_t mul64(int64_t a, int64_t b):
+cdef inline int64_t mul64(int64_t a, int64_t b) noexcept nogil:
     """int64 multiply with two's-complement wrap-around (what canvas_base.c's int64_t
     arithmetic does on overflow on every platform spice-gtk runs on)."""
     return <int64_t>(<uint64_t>a * <uint64_t>b)
 
 
-cdef inline int64_t dot(int32_t x1, int32_t y1, int32_t x2, int32_t y2):
+cdef inline int64_t dot(int32_t x1, int32_t y1, int32_t x2, int32_t y2) noexcept nogil:
     return <int64_t>(<uint64_t>mul64(x1, x2) + <uint64_t>mul64(y1, y2)) >> 4
 
 
-cdef inline int32_t half(int32_t a, int32_t b):
+cdef inline int32_t half(int32_t a, int32_t b) noexcept nogil:
     """(a + b) / 2 in C int arithmetic (wrapping sum, division truncating toward 0)."""
     return wrap32(<int64_t>a + b) // 2
 
 
-cdef inline int64_t fix_to_int(int32_t f):
+cdef inline int64_t fix_to_int(int32_t f) noexcept nogil:
     """canvas_base.c fix_to_int: round to nearest, halves down."""
     return (f >> 4) + (1 if (f & 0x0F) > 8 else 0)
 
 
 cdef inline void put8(int32_t *f, int32_t a, int32_t b, int32_t c, int32_t d, int32_t e,
-                      int32_t g, int32_t h, int32_t i):
+                      int32_t g, int32_t h, int32_t i) noexcept nogil:
     f[0] = a
     f[1] = b
     f[2] = c
@@ -737,6 +765,22 @@ def bezier(int32_t x0, int32_t y0, int32_t x1, int32_t y1, int32_t x2, int32_t y
     appends, as an (n, 2) int64 array, or None past ``cap`` points. Two guards spice-common
     lacks (where it recurses until its stack overflows): a curve whose four points coincide
     is one point, and at ``max_depth`` halvings a piece is taken as straight."""
+    if max_depth > 60:
+        max_depth = 60
+    cdef Py_ssize_t room = cap if max_depth >= 24 else min(cap, (<Py_ssize_t>1) << max_depth)
+    out = np.empty((max(room, 1), 2), np.int64)
+    cdef cnp.int64_t[:, ::1] o = out
+    cdef int32_t c[8]
+    put8(c, x0, y0, x1, y1, x2, y2, x3, y3)
+    cdef Py_ssize_t n = flatten(c, &o[0, 0], room, max_depth)
+    return None if n < 0 else out[:n]
+
+
+cdef Py_ssize_t flatten(const int32_t *curve, int64_t *o, Py_ssize_t room,
+                        int max_depth) noexcept nogil:
+    """subdivide_bezier of the fixed-point ``curve`` (x0, y0 .. x3, y3) into ``o`` (room
+    for ``room`` (x, y) points; a curve has at most 2 ** max_depth): how many points it
+    wrote, or -1 past ``room``. ``max_depth`` is at most 60 (the stack holds 64)."""
     cdef int32_t st[64][8]
     cdef int depth[64]
     cdef int sp = 0, d
@@ -744,11 +788,8 @@ def bezier(int32_t x0, int32_t y0, int32_t x1, int32_t y1, int32_t x2, int32_t y
     cdef int32_t p01x, p01y, p12x, p12y, p23x, p23y, p012x, p012y, p123x, p123y, mx, my
     cdef int64_t a2, b2, c2, ab, cb, h1, h2
     cdef Py_ssize_t n = 0, i
-    out = np.empty((16, 2), np.int64)
-    cdef cnp.int64_t[:, ::1] o = out
-    if max_depth > 60:
-        max_depth = 60
-    put8(st[0], x0, y0, x1, y1, x2, y2, x3, y3)
+    for i in range(8):
+        st[0][i] = curve[i]
     depth[0] = 0
     sp = 1
     while sp > 0:
@@ -770,15 +811,10 @@ def bezier(int32_t x0, int32_t y0, int32_t x1, int32_t y1, int32_t x2, int32_t y
         h2 = <int64_t>(<uint64_t>mul64(c2, b2) - <uint64_t>mul64(cb, cb)) >> 3
         if ((h1 < b2 and h2 < b2) or d >= max_depth
                 or (p[0] == p[2] == p[4] == p[6] and p[1] == p[3] == p[5] == p[7])):
-            if n >= cap:
-                return None
-            if n == o.shape[0]:
-                grown = np.empty((2 * n, 2), np.int64)
-                grown[:n] = out
-                out = grown
-                o = out
-            o[n, 0] = fix_to_int(p[6])
-            o[n, 1] = fix_to_int(p[7])
+            if n >= room:
+                return -1
+            o[2 * n] = fix_to_int(p[6])
+            o[2 * n + 1] = fix_to_int(p[7])
             n += 1
             continue
         p01x, p01y = half(p[0], p[2]), half(p[1], p[3])
@@ -793,4 +829,111 @@ def bezier(int32_t x0, int32_t y0, int32_t x1, int32_t y1, int32_t x2, int32_t y
         put8(st[sp + 1], p[0], p[1], p01x, p01y, p012x, p012y, mx, my)
         depth[sp + 1] = d + 1
         sp += 2
-    return out[:n]
+    return n
+
+
+# spice.proto SpicePathFlags (protocol.constants.PathFlags; a test pins them).
+PATH_BEGIN = 1 << 0
+PATH_END = 1 << 1
+PATH_CLOSE = 1 << 3
+PATH_BEZIER = 1 << 4
+WALK_OK = 0
+WALK_MALFORMED = 1
+WALK_TOO_COMPLEX = 2
+
+
+def walk(const uint8_t[::1] flags, const int64_t[::1] counts, const int32_t[:, ::1] points,
+         Py_ssize_t max_points, int max_depth):
+    """canvas_draw_stroke's walk of a path (segment ``flags`` and point ``counts``, and all
+    its fixed 28.4 ``points`` in order) into the polylines it hands to the line code, each
+    an (n, 2) int64 array of integer (x, y): see render.stroke.polylines, whose rules this
+    is. Returns (polylines, status): WALK_OK, or the problem that stopped the walk
+    (WALK_MALFORMED, WALK_TOO_COMPLEX past ``max_points`` points), the polylines before it
+    kept. One C loop over the path, however many segments and curves it has."""
+    cdef Py_ssize_t nseg = flags.shape[0], total_pts = points.shape[0]
+    if counts.shape[0] != nseg:
+        raise ValueError("flags and counts differ in length")
+    if max_depth > 60:
+        max_depth = 60
+    cdef Py_ssize_t curve_room = (<Py_ssize_t>1) << max_depth if max_depth < 24 else max_points
+    cdef Py_ssize_t cap = 64
+    buf = np.empty((cap, 2), np.int64)
+    cdef cnp.int64_t[:, ::1] b = buf
+    bounds = []
+    cdef Py_ssize_t seg, i, j, k, cnt, idx, n = 0, start = 0, pos = 0, total = 0, got, need
+    cdef Py_ssize_t room
+    cdef uint8_t f
+    cdef int32_t c[8]
+    cdef int status = WALK_OK
+    for seg in range(nseg):
+        f = flags[seg]
+        cnt = counts[seg]
+        if cnt < 0 or cnt > total_pts - pos:
+            raise ValueError("counts overrun the points")
+        idx = 0
+        need = n + cnt + 1
+        if f & PATH_BEZIER:
+            need = n + min(max_points - total, curve_room * (cnt // 3 + 1)) + 2
+        if need > cap:
+            cap = max(need, 2 * cap)
+            grown = np.empty((cap, 2), np.int64)
+            grown[:n] = buf[:n]
+            buf = grown
+            b = buf
+        if f & PATH_BEGIN:
+            if n > start:
+                bounds.append((start, n))
+            start = n
+            if cnt == 0:
+                status = WALK_MALFORMED
+                break
+            b[n, 0] = fix_to_int(points[pos, 0])
+            b[n, 1] = fix_to_int(points[pos, 1])
+            n += 1
+            idx = 1
+        if f & PATH_BEZIER:
+            if (cnt - idx) % 3:
+                status = WALK_MALFORMED
+                break
+            j = idx
+            while j < cnt:
+                if n == start:
+                    status = WALK_MALFORMED
+                    break
+                c[0] = wrap32(b[n - 1, 0] << 4)  # int_to_fix of the last point
+                c[1] = wrap32(b[n - 1, 1] << 4)
+                for k in range(3):
+                    c[2 + 2 * k] = points[pos + j + k, 0]
+                    c[3 + 2 * k] = points[pos + j + k, 1]
+                room = max_points - total
+                got = flatten(c, &b[n, 0], room, max_depth) if room > 0 else -1
+                if got < 0:
+                    status = WALK_TOO_COMPLEX
+                    break
+                n += got
+                total += got
+                j += 3
+            if status != WALK_OK:
+                break
+        else:
+            for i in range(idx, cnt):
+                b[n, 0] = fix_to_int(points[pos + i, 0])
+                b[n, 1] = fix_to_int(points[pos + i, 1])
+                n += 1
+        total += cnt if not (f & PATH_BEZIER) else idx
+        pos += cnt
+        if total > max_points:
+            status = WALK_TOO_COMPLEX
+            break
+        if f & PATH_END:
+            if f & PATH_CLOSE and n > start:
+                b[n, 0] = b[start, 0]
+                b[n, 1] = b[start, 1]
+                n += 1
+            if n > start:
+                bounds.append((start, n))
+            start = n
+    else:
+        if n > start:
+            bounds.append((start, n))
+    return [buf[s:e] for s, e in bounds], status

@@ -30,8 +30,14 @@ from ryll.protocol.constants import BrushType, CompositeFlags, ImageType, Surfac
 from ryll.protocol.messages import draw
 from ryll.protocol.messages import stream as smsg
 from ryll.protocol.messages.draw import Rect
-from ryll.render import ops, raster
-from ryll.render.composite import CompositeUnsupported, Format, Picture, composite
+from ryll.render import ops, raster, work
+from ryll.render.composite import (
+    CompositeUnsupported,
+    Format,
+    Picture,
+    composite,
+    float_path,
+)
 from ryll.render.images import (
     Decoded,
     DisplayShared,
@@ -45,7 +51,7 @@ from ryll.render.raster import Region
 from ryll.render.rop import RopInput, SpiceRop, ropd_to_rop
 from ryll.render.streams import MAX_STREAM_ID, MAX_STREAMS, Stream, StreamTable
 from ryll.render.streams import codec_name as video_codec_name
-from ryll.render.stroke import put_stroke
+from ryll.render.stroke import put_stroke, stroke_work
 from ryll.render.surface import Surface, as_format, check_surface_size
 from ryll.render.text import put_text
 from ryll.video import make_decoder
@@ -159,7 +165,10 @@ class Canvas:
         every operation stays format-blind. Raises ImageNotReady (nothing is reported then)."""
         self._damage.clear()
         self._gaps.clear()
-        op(self, command)
+        try:
+            op(self, command)
+        except work.OverWork as exc:
+            self.gap(f"over_work:{getattr(op, '__name__', 'draw')}", str(exc))
         if not self._damage and not self._gaps:
             return NO_CHANGES
         damage = []
@@ -183,6 +192,17 @@ class Canvas:
         old = self._damage.get(surface.surface_id)
         self._damage[surface.surface_id] = rect if old is None else Rect(
             min(old.top, t), min(old.left, lf), max(old.bottom, b), max(old.right, r))
+
+    @staticmethod
+    def _charge(region: Region, *kinds: str) -> None:
+        """Charge the region's work to the message budget (render.work) before doing it."""
+        work.charge(region.height * region.width, *kinds)
+
+    @staticmethod
+    def _scaled(src_area: draw.Rect, box: draw.Rect) -> tuple[str, ...]:
+        """SCALED when the source rect is sampled to the box (not the same size)."""
+        same = (src_area.width, src_area.height) == (box.width, box.height)
+        return () if same else (work.SCALED,)
 
     def _drew(self, surface: Surface, region: Region) -> None:
         self.damaged(surface, region.top, region.left, region.bottom, region.right)
@@ -341,6 +361,7 @@ class Canvas:
         p = self._prepare(d.base, d.mask, d.image, needs_image=True)
         if p is None:
             return
+        self._charge(p.region, *self._scaled(d.src_area, d.base.box))
         rop = ropd_to_rop(d.rop, RopInput.SRC, RopInput.DEST)
         self._result(p.surface, p.region, ops.put_image(
             p.surface.pixels, p.opaque, p.region, p.pixels, d.src_area, d.base.box,
@@ -360,6 +381,7 @@ class Canvas:
             return
         # canvas_draw_opaque: the image is put, then the brush drawn over it with the rop
         # whose "dest" is the source (INVERS_SRC inverts the image's pixels).
+        self._charge(p.region, *self._scaled(d.src_area, d.base.box))
         problem = ops.put_image(p.surface.pixels, p.opaque, p.region, p.pixels, d.src_area,
                                 d.base.box, d.scale_mode, SpiceRop.COPY)
         if problem is not None:
@@ -390,6 +412,7 @@ class Canvas:
         p = self._prepare(d.base, d.mask, d.image, needs_image=True, brush=d.brush)
         if p is None:
             return
+        self._charge(p.region, work.ROP3, *self._scaled(d.src_area, d.base.box))
         self._result(p.surface, p.region, ops.put_rop3(
             p.surface.pixels, p.opaque, p.region, p.pixels, d.src_area, d.base.box,
             d.scale_mode, p.brush, p.pattern, d.rop3), "draw_rop3")
@@ -398,6 +421,7 @@ class Canvas:
         p = self._prepare(d.base, image=d.image, needs_image=True)
         if p is None:
             return
+        self._charge(p.region, work.COLORKEY, *self._scaled(d.src_area, d.base.box))
         ops.put_transparent(p.surface.pixels, p.opaque, p.region, p.pixels, d.src_area,
                             d.base.box, p.surface.color(d.true_color))
         self._drew(p.surface, p.region)
@@ -408,6 +432,7 @@ class Canvas:
             return
         assert p.decoded is not None
         # canvas_draw_alpha_blend asks for the original image (want_original TRUE).
+        self._charge(p.region, work.BLEND, *self._scaled(d.src_area, d.base.box))
         ops.put_alpha_blend(p.surface.pixels, p.opaque, p.region, p.decoded.pixels,
                             d.src_area, d.base.box, d.alpha)
         self._drew(p.surface, p.region)
@@ -417,6 +442,7 @@ class Canvas:
         p = self._prepare(d.base, brush=d.brush)
         if p is None:
             return
+        self._charge(p.region, *stroke_work(d))
         problem = put_stroke(p.surface.pixels, p.opaque, p.region, replace(d, brush=p.brush),
                              p.pattern)
         self._drew(p.surface, p.region)
@@ -534,6 +560,10 @@ class Canvas:
         spic = picture(src_in, d.src_transform, bits(8, 11), bits(14, 16), d.src_origin)
         mpic = None if mask_in is None else picture(
             mask_in, d.mask_transform, bits(11, 14), bits(16, 18), d.mask_origin)
+        kinds = [work.COMPOSITE_FLOAT if float_path(bits(0, 8)) else work.COMPOSITE]
+        if d.src_transform is not None or d.mask_transform is not None:
+            kinds.append(work.SCALED)
+        self._charge(area, *kinds)
         try:
             out = composite(bits(0, 8), spic, mpic, bool(flags & CompositeFlags.COMPONENT_ALPHA),
                             dest, pixman_format(surface.format))
@@ -632,6 +662,7 @@ class Canvas:
         if seen.top >= seen.bottom or seen.left >= seen.right:
             return
         if frame.shape[0] != dest.height or frame.shape[1] != dest.width:
+            work.charge(seen.height * seen.width, work.SCALED)
             frame = raster.scale_nearest(frame, dest.width, dest.height, Rect(
                 seen.top - dest.top, seen.left - dest.left, seen.bottom - dest.top,
                 seen.right - dest.left))

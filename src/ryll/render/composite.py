@@ -686,6 +686,11 @@ def _analyze(pic: Picture, h: int, w: int) -> tuple[bool, bool]:
     return True, opaque
 
 
+def float_path(op: int) -> bool:
+    """Whether pixman composites ``op`` through its float path (the costly one)."""
+    return op in _WIDE
+
+
 def composite(op: int, src: Picture, mask: Picture | None, component_alpha: bool,
               dest: np.ndarray, dest_fmt: int = Format.A8R8G8B8) -> np.ndarray:
     """pixman_image_composite32(op, src, mask, dest, ...) over the whole of ``dest`` (an

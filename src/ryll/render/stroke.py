@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ryll.protocol.constants import BrushType, LineFlags, PathFlags
+from ryll.protocol.constants import BrushType, LineFlags
 from ryll.protocol.messages.draw import Brush, DrawStroke, LineAttr, PathSegment
-from ryll.render import _stroke  # type: ignore[attr-defined]
+from ryll.render import _stroke, work  # type: ignore[attr-defined]
 from ryll.render.ops import put_brush
 from ryll.render.raster import Region
 from ryll.render.rop import RopInput, SpiceRop, ropd_to_rop
@@ -43,10 +43,11 @@ from ryll.render.rop import RopInput, SpiceRop, ropd_to_rop
 MAX_STROKE_POINTS = 1 << 20
 # Halvings of one bezier before a piece is taken as straight (a screen-sized curve needs ~10).
 BEZIER_MAX_DEPTH = 16
-# Rasterising steps (segments, dashes, polygon rows, visited pixels) in one draw: about 30 ns
-# each here, so one stroke holds its channel for ~120 ms at most (bench/bench_hostile.py);
-# a full-screen dashed polyline of a thousand segments needs a few hundred thousand.
-WORK_BUDGET = 1 << 22
+# Rasterising steps (segments, dashes, polygon rows, visited pixels) in one draw: a few ns
+# each here, so one stroke's path holds its channel for ~15 ms at most on top of its box
+# (render.work charges the box; bench/bench_work.py); a full-screen dashed polyline of a
+# thousand segments needs a few hundred thousand.
+WORK_BUDGET = 1 << 21
 
 PATH_MALFORMED = "malformed:draw_stroke_path"
 STYLE_MALFORMED = "malformed:draw_stroke_style"
@@ -61,57 +62,23 @@ def fix_to_int(fixed: np.ndarray) -> np.ndarray:
     return (fixed >> 4) + ((fixed & 0x0F) > 8)
 
 
-def int_to_fix(v: int) -> int:
-    """canvas_base.c int_to_fix: ``v << 4`` as a C int."""
-    return ((v << 4) + (1 << 31)) % (1 << 32) - (1 << 31)
-
-
 def polylines(path: tuple[PathSegment, ...]) -> tuple[list[np.ndarray], str | None]:
     """The path as the polylines canvas_draw_stroke hands to the line code, in order, each
     an (n, 2) int64 array of (x, y); and the problem that stopped the walk, if any (the
-    polylines before it are still drawn, as spice-common draws them)."""
-    out: list[np.ndarray] = []
-    pending: list[np.ndarray] = []
-    total = 0
+    polylines before it are still drawn, as spice-common draws them).
 
-    def flush() -> None:
-        if pending:
-            out.append(np.ascontiguousarray(np.concatenate(pending), dtype=np.int64))
-            pending.clear()
+    The rules are the module docstring's; the walk itself is compiled (``_stroke.walk``), so
+    a path of 65536 segments or a million points costs one C loop, not a Python one."""
+    flags = np.fromiter((seg.flags for seg in path), np.uint8, len(path))
+    counts = np.fromiter((seg.count for seg in path), np.int64, len(path))
+    points = np.frombuffer(b"".join(seg.points for seg in path), "<i4").reshape(-1, 2)
+    lines, status = _stroke.walk(flags, counts, np.ascontiguousarray(points, np.int32),
+                                 MAX_STROKE_POINTS, BEZIER_MAX_DEPTH)
+    return lines, _WALK_PROBLEMS[status]
 
-    for seg in path:
-        pts = np.asarray(seg.points, np.int64).reshape(-1, 2)
-        idx = 0
-        if seg.flags & PathFlags.BEGIN:
-            flush()
-            if len(pts) == 0:
-                return out, PATH_MALFORMED
-            pending.append(fix_to_int(pts[:1]))
-            idx = 1
-        if seg.flags & PathFlags.BEZIER:
-            if (len(pts) - idx) % 3:
-                return out, PATH_MALFORMED
-            for j in range(idx, len(pts), 3):
-                if not pending:
-                    return out, PATH_MALFORMED
-                x0, y0 = (int_to_fix(int(v)) for v in pending[-1][-1])
-                c = pts[j : j + 3].ravel().tolist()
-                flat = _stroke.bezier(x0, y0, *c, MAX_STROKE_POINTS - total, BEZIER_MAX_DEPTH)
-                if flat is None:
-                    return out, TOO_COMPLEX
-                pending.append(flat)
-                total += len(flat)
-        elif idx < len(pts):
-            pending.append(fix_to_int(pts[idx:]))
-        total += idx + (0 if seg.flags & PathFlags.BEZIER else len(pts) - idx)
-        if total > MAX_STROKE_POINTS:
-            return out, TOO_COMPLEX
-        if seg.flags & PathFlags.END:
-            if seg.flags & PathFlags.CLOSE and pending:
-                pending.append(pending[0][:1])
-            flush()
-    flush()
-    return out, None
+
+_WALK_PROBLEMS = {_stroke.WALK_OK: None, _stroke.WALK_MALFORMED: PATH_MALFORMED,
+                  _stroke.WALK_TOO_COMPLEX: TOO_COMPLEX}
 
 
 def dash_list(attr: LineAttr) -> tuple[np.ndarray, int] | None:
@@ -130,10 +97,12 @@ def dash_list(attr: LineAttr) -> tuple[np.ndarray, int] | None:
     return np.ascontiguousarray(lengths, dtype=np.uint8), offset
 
 
-def stroke_hits(region: Region, stroke: DrawStroke, careful: bool
-                ) -> tuple[np.ndarray | None, str | None]:
-    """How many times spice-common applies the rop to each pixel of the region's extents
-    (0 outside the region), and the problem to name, if any."""
+def stroke_selection(region: Region, stroke: DrawStroke, careful: bool
+                     ) -> tuple[tuple[Region, Region | None] | None, str | None]:
+    """Where spice-common applies the rop: the region's pixels hit at all, and (careful rops)
+    those hit an even number of times, so applied twice; each a Region shrunk to the hit
+    pixels' bounding box (so the work after rasterising is what was drawn, never the whole
+    box), or None when nothing was hit; and the problem to name, if any."""
     styled = bool(stroke.attr.flags & LineFlags.STYLED)
     dash = None
     if styled:
@@ -152,10 +121,20 @@ def stroke_hits(region: Region, stroke: DrawStroke, careful: bool
         if status != _stroke.OK:
             problem = TOO_COMPLEX
             break
-    hits: np.ndarray = raster.hits_array
-    if region.mask is not None:
-        hits[~region.mask] = 0
-    return hits, problem
+    picked = raster.selected(region.mask, careful)
+    if picked is None:
+        return None, problem
+    r0, c0, r1, c1, once, twice = picked
+    t, lf, b, r = region.top + r0, region.left + c0, region.top + r1, region.left + c1
+    return (Region(t, lf, b, r, once),
+            None if twice is None or not twice.any() else Region(t, lf, b, r, twice)), problem
+
+
+def stroke_work(stroke: DrawStroke) -> tuple[str, ...]:
+    """The work kinds to charge for the stroke's box (render.work): a careful rop costs a
+    parity pass and a second brush (the pixels hit an even number of times get it twice)."""
+    rop = ropd_to_rop(stroke.fore_mode, RopInput.BRUSH, RopInput.DEST)
+    return (work.STROKE, work.CAREFUL_STROKE) if rop in CAREFUL_ROPS else (work.STROKE,)
 
 
 def put_stroke(pixels: np.ndarray, opaque: bool, region: Region, stroke: DrawStroke,
@@ -164,17 +143,13 @@ def put_stroke(pixels: np.ndarray, opaque: bool, region: Region, stroke: DrawStr
     ``unimpl:x``) when some or all of it was not drawn."""
     rop = ropd_to_rop(stroke.fore_mode, RopInput.BRUSH, RopInput.DEST)
     careful = rop in CAREFUL_ROPS
-    hits, problem = stroke_hits(region, stroke, careful)
-    if hits is None or rop == SpiceRop.NOOP:
+    picked, problem = stroke_selection(region, stroke, careful)
+    if picked is None or rop == SpiceRop.NOOP:
         return problem
     brush = stroke.brush
     if brush.type == BrushType.NONE:
         brush = Brush(BrushType.SOLID, color=0)  # gc.solid with colour 0
-    # Every rop is bitwise with the brush fixed per pixel, so applying it n times is applying
-    # it once (n odd) or twice (n even): only the careful rops differ between the two.
-    for selected in (hits > 0, (hits > 0) & (hits % 2 == 0) if careful else None):
-        if selected is None or not selected.any():
-            continue
-        sub = Region(region.top, region.left, region.bottom, region.right, selected)
-        put_brush(pixels, opaque, sub, brush, pattern, rop)
+    for sub in picked:
+        if sub is not None:
+            put_brush(pixels, opaque, sub, brush, pattern, rop)
     return problem

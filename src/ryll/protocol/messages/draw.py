@@ -8,6 +8,7 @@ codecs decode them.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from ryll.errors import ProtocolError
@@ -154,6 +155,10 @@ class DrawMaskOnly:
     mask: QMask
 
 
+# SpiceRect: top, left, bottom, right (int32 each), as an array element.
+_RECT = struct.Struct("<4i")
+
+
 def read_rect(r: Reader) -> Rect:
     return Rect(r.i32(), r.i32(), r.i32(), r.i32())
 
@@ -171,8 +176,7 @@ def read_clip(r: Reader) -> tuple[Rect, ...] | None:
     n = r.u32()
     if n > MAX_CLIP_RECTS:
         raise ProtocolError(f"{r.what}: {n} clip rects is over the limit of {MAX_CLIP_RECTS}")
-    r.count(n, 16, "clip rects")
-    return tuple(read_rect(r) for _ in range(n))
+    return tuple(Rect(*v) for v in r.records(_RECT, n, "clip rects"))
 
 
 def read_base(r: Reader) -> DisplayBase:
@@ -332,8 +336,16 @@ class DrawAlphaBlend:
 
 @dataclass(frozen=True, slots=True)
 class PathSegment:
+    """One SpicePathSeg. ``points`` is its SpicePointFix array as the wire has it (x, y
+    pairs of little-endian int32, fixed 28.4): a path may carry a million points, which the
+    stroke code reads as one array, never as a million Python tuples."""
+
     flags: int
-    points: tuple[tuple[int, int], ...]  # fixed 28.4 (x, y)
+    points: bytes
+
+    @property
+    def count(self) -> int:
+        return len(self.points) // 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,7 +450,7 @@ def _read_path(body: Reader, offset: int) -> tuple[PathSegment, ...]:
         if total > MAX_PATH_POINTS:
             raise ProtocolError(f"path of more than {MAX_PATH_POINTS} points")
         r.count(count, 8, "path points")
-        segments.append(PathSegment(flags, tuple((r.i32(), r.i32()) for _ in range(count))))
+        segments.append(PathSegment(flags, r.bytes(count * 8, "path points")))
     return tuple(segments)
 
 
