@@ -170,3 +170,49 @@ def test_a_stream_destination_far_off_the_surface_costs_only_the_surface() -> No
 def test_the_budget_flag_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--direct", "h:1", "--headless", "--max-memory-mib", "0"]) == 2
     assert "--max-memory-mib must be positive" in capsys.readouterr().err
+
+
+def test_agent_records_are_admitted_by_the_budget_and_the_stream_stays_in_step() -> None:
+    """A record the budget has no room for is skipped as ``main:agent:over_budget`` (its data
+    dropped as it arrives, never held); the records after it still decode, and what the agent
+    holds meanwhile (a record being joined) is metered as ``agent``."""
+    from ryll.protocol import agent as va
+    from ryll.protocol.constants import MainServer
+    from tests.channels.test_agent_channel import connected, frame
+
+    ch, wire = connected()
+    ch.ctx.memory.limit = 4 * MIB
+    big = va.build_message(va.AgentMsg.CLIPBOARD, struct.pack("<I", 1) + b"x" * (8 * MIB))
+    pieces = va.split(big)
+    for piece in pieces[:10]:
+        ch.receive_data(frame(MainServer.AGENT_DATA, piece))
+    assert ch.ctx.gaps.counts().get("main:agent:over_budget") == 1
+    assert ch.ctx.memory.by_kind()["agent"] == 0  # skipped, not held
+    for piece in pieces[10:]:
+        ch.receive_data(frame(MainServer.AGENT_DATA, piece))
+    # a record that fits is held while it is joined, and decodes after the skipped one
+    small = va.build_message(va.AgentMsg.CLIPBOARD_RELEASE, struct.pack("<I", 0))
+    ch.receive_data(frame(MainServer.AGENT_DATA, small[:va.HEADER_SIZE + 2]))
+    assert ch.ctx.memory.by_kind()["agent"] == len(small) - va.HEADER_SIZE
+    events = ch.receive_data(frame(MainServer.AGENT_DATA, small[va.HEADER_SIZE + 2:]))
+    assert ch.ctx.memory.by_kind()["agent"] == 0
+    assert any(type(e).__name__ == "AgentClipboardReleased" for e in events)
+    assert ch.ctx.memory.refused["agent_message"] == 1
+    wire.take()
+
+
+def test_the_agent_queue_is_metered_and_refused_over_the_budget() -> None:
+    from ryll.channels.agent import AgentUnavailable
+    from tests.channels.test_agent_channel import connected
+
+    from ryll.protocol import agent as va
+
+    ch, wire = connected(tokens=0)  # nothing leaves: every piece waits in the queue
+    ch.agent.queue(va.AgentMsg.CLIPBOARD, struct.pack("<I", 1) + b"y" * 100_000)
+    assert ch.ctx.memory.by_kind()["agent"] > 100_000
+    ch.ctx.memory.limit = ch.ctx.memory.used() + 1000
+    with pytest.raises(AgentUnavailable, match="memory budget"):
+        ch.agent.queue(va.AgentMsg.CLIPBOARD, struct.pack("<I", 1) + b"z" * 100_000)
+    ch.agent.add_tokens(10_000)  # the agent reads: the queue drains and gives its bytes back
+    assert ch.ctx.memory.by_kind()["agent"] == 0
+    wire.take()

@@ -34,6 +34,7 @@ from ryll.channels.events import (
     ClipboardSent,
     Event,
 )
+from ryll.budget import MemoryBudget, OverBudget
 from ryll.errors import RyllError
 from ryll.gaps import GapRegistry
 from ryll.protocol import agent as va
@@ -72,6 +73,7 @@ class AgentCore:
         gaps: GapRegistry,
         channel_state: Callable[[], dict[str, object]] | None = None,
         log: logging.Logger | None = None,
+        memory: MemoryBudget | None = None,
     ) -> None:
         self._send = send
         self._emit = emit
@@ -81,8 +83,14 @@ class AgentCore:
         self.connected = False
         self.tokens = 0  # ours: AGENT_DATA we may send now
         self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
         self._consumed = 0  # the server's AGENT_DATA handled since we last returned tokens
-        self._reassembler = va.Reassembler()
+        # The session's memory budget meters what the agent holds (a record being joined,
+        # the pieces waiting for tokens) and is asked before a record's body is taken.
+        self._memory = memory
+        self._reassembler = va.Reassembler(admit=self._admit if memory is not None else None)
+        if memory is not None:
+            memory.meter("agent", lambda: self._reassembler.buffered + self._queued_bytes)
         self.caps: frozenset[int] = frozenset()
         self.caps_received = False
         self.client_clipboard: dict[int, str] = {}  # selection -> text we grabbed with
@@ -131,6 +139,7 @@ class AgentCore:
             self._gap("truncated", f"{why} in the middle of a message")
         self._reassembler.reset()
         self._queue.clear()
+        self._queued_bytes = 0
         self.client_clipboard.clear()
         self.guest_grabs.clear()
 
@@ -240,14 +249,23 @@ class AgentCore:
         pieces = va.split(va.build_message(msg_type, data))
         if len(self._queue) + len(pieces) > MAX_QUEUED_PIECES:
             raise AgentUnavailable("the agent queue is full (the agent is not reading)")
+        size = sum(map(len, pieces))
+        if self._memory is not None:
+            try:
+                self._memory.require("agent_queue", size)
+            except OverBudget as exc:
+                raise AgentUnavailable(f"the agent queue has no room: {exc}") from None
         self._queue.extend(pieces)
+        self._queued_bytes += size
         self.messages_out[va.message_name(msg_type)] += 1
         self._flush()
 
     def _flush(self) -> None:
         while self.tokens > 0 and self._queue:
             self.tokens -= 1
-            self._send(MainClient.AGENT_DATA, self._queue.popleft())
+            piece = self._queue.popleft()
+            self._queued_bytes -= len(piece)
+            self._send(MainClient.AGENT_DATA, piece)
 
     @property
     def queued(self) -> int:
@@ -314,6 +332,15 @@ class AgentCore:
             self._gap(f"unhandled:{name}", f"agent {name} is not handled", msg.data)
         else:
             self._gap("unknown_type", f"agent message of unknown type {t}", msg.data)
+
+    def _admit(self, size: int) -> tuple[str, str] | None:
+        """The reassembler's question before it takes a record of ``size`` bytes."""
+        assert self._memory is not None
+        try:
+            self._memory.require("agent_message", size)
+        except OverBudget as exc:
+            return "over_budget", str(exc)
+        return None
 
     def _gap(self, reason: str, detail: str, data: bytes | None = None) -> None:
         state = self._channel_state() if self._channel_state is not None else None

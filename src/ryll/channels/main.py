@@ -26,7 +26,7 @@ class MainChannel(Channel):
         super().__init__(channel_id, ctx, mini_header)
         self.channels: tuple[msgs.ChannelId, ...] = ()
         # The vdagent conversation (channels/agent.py); session.agent is its asyncio face.
-        self.agent = AgentCore(self.send, self.emit, ctx.gaps, self.state, self.log)
+        self.agent = AgentCore(self.send, self.emit, ctx.gaps, self.state, self.log, ctx.memory)
         # The mouse mode we want (spice-gtk requested_mouse_mode): client mode, asked for
         # whenever the server offers it and is in another mode (INIT, every MOUSE_MODE).
         self.requested_mouse_mode = MouseMode.CLIENT

@@ -15,7 +15,7 @@ prefix (selection byte + 3 reserved) when both sides announced ``CLIPBOARD_SELEC
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -163,10 +163,14 @@ class Reassembler:
     end of one record and the start of the next (spice-gtk ``main_handle_agent_data``).
 
     A record with the wrong protocol resets the state (the stream cannot be trusted after it);
-    one over ``max_size`` has its data skipped, so the stream stays in step."""
+    one over ``max_size``, or one ``admit(size)`` refuses (it returns the reason, e.g. the
+    session's memory budget has no room, else None), has its data skipped, so the stream
+    stays in step."""
 
-    def __init__(self, max_size: int = MAX_MESSAGE_SIZE) -> None:
+    def __init__(self, max_size: int = MAX_MESSAGE_SIZE,
+                 admit: Callable[[int], tuple[str, str] | None] | None = None) -> None:
         self.max_size = max_size
+        self._admit = admit
         self._head = bytearray()
         self._body = bytearray()
         self._type = 0
@@ -179,6 +183,11 @@ class Reassembler:
     def partial(self) -> bool:
         """True while a record (or a skipped one) is unfinished."""
         return self._in_body or bool(self._head) or bool(self._skip)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for the record being joined: what it declared, taken when admitted."""
+        return self._need + len(self._body) if self._in_body else len(self._head)
 
     def reset(self) -> None:
         self._head.clear()
@@ -224,6 +233,11 @@ class Reassembler:
                     continue
                 if size == 0:
                     out.append(AgentMessage(self._type, b"", self._opaque))
+                    continue
+                refused = self._admit(size) if self._admit is not None else None
+                if refused is not None:
+                    self._skip = size
+                    out.append(AgentError(refused[0], refused[1]))
                     continue
                 self._need = size
                 self._in_body = True
