@@ -203,9 +203,8 @@ def test_agent_records_are_admitted_by_the_budget_and_the_stream_stays_in_step()
 
 def test_the_agent_queue_is_metered_and_refused_over_the_budget() -> None:
     from ryll.channels.agent import AgentUnavailable
-    from tests.channels.test_agent_channel import connected
-
     from ryll.protocol import agent as va
+    from tests.channels.test_agent_channel import connected
 
     ch, wire = connected(tokens=0)  # nothing leaves: every piece waits in the queue
     ch.agent.queue(va.AgentMsg.CLIPBOARD, struct.pack("<I", 1) + b"y" * 100_000)

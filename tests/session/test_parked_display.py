@@ -130,13 +130,18 @@ def sockdir() -> Iterator[Path]:
 async def _timed_requests(path: Path, requests: list[dict[str, object]]
                           ) -> list[tuple[dict[str, object], float]]:
     """Each request on one control connection: its reply and how long it took."""
+    async with asyncio.timeout(5):  # the socket appears once the session is established
+        while not path.exists():
+            await asyncio.sleep(0.005)
     reader, writer = await asyncio.open_unix_connection(str(path), limit=16 << 20)
     out = []
     try:
-        assert "hello" in json.loads(await reader.readline())
-        for request in requests:
+        writer.write(json.dumps({"id": 0, "method": "hello",
+                                 "params": {"protocol_version": "1.3"}}).encode() + b"\n")
+        assert json.loads(await reader.readline())["ok"]
+        for i, request in enumerate(requests, 1):
             started = time.monotonic()
-            writer.write(json.dumps(request).encode() + b"\n")
+            writer.write(json.dumps({"id": i, **request}).encode() + b"\n")
             await writer.drain()
             reply = json.loads(await reader.readline())
             out.append((reply, time.monotonic() - started))
@@ -166,11 +171,11 @@ async def _scenario(sock: Path, release: bool) -> tuple[Session, list[Event], Se
                     break
         # Display 1 is parked on image 1. Nothing else waits for it.
         requests: list[dict[str, object]] = [
-            {"cmd": "status"}, {"cmd": "screenshot", "display": 1},
-            {"cmd": "screenshot", "display": 0}]
+            {"method": "status"}, {"method": "screenshot", "params": {"display": 1}},
+            {"method": "screenshot", "params": {"display": 0}}]
         for request, (reply, took) in zip(requests, await _timed_requests(sock, requests),
                                           strict=True):
-            assert "result" in reply, reply
+            assert reply["ok"], reply
             assert took < 0.1, (request, took)
         asked = time.monotonic()
         await server.ping()

@@ -23,6 +23,7 @@ import struct
 from collections import Counter, deque
 from collections.abc import Callable
 
+from ryll.budget import MemoryBudget, OverBudget
 from ryll.channels.events import (
     AgentClipboardGrabbed,
     AgentClipboardReleased,
@@ -34,7 +35,6 @@ from ryll.channels.events import (
     ClipboardSent,
     Event,
 )
-from ryll.budget import MemoryBudget, OverBudget
 from ryll.errors import RyllError
 from ryll.gaps import GapRegistry
 from ryll.protocol import agent as va

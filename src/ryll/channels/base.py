@@ -28,7 +28,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from ryll.channels.context import ChannelContext
-from ryll.channels.events import Event, ServerDisconnecting, WaitRequested
+from ryll.channels.events import Event, ServerDisconnecting, ServerPinged, WaitRequested
 from ryll.errors import ProtocolError, RyllError
 from ryll.protocol.constants import BASE_LAST, BaseClient, BaseServer, NotifySeverity
 from ryll.protocol.framing import Message, MessageFramer, MessageWriter, split_sub_messages
@@ -104,6 +104,9 @@ class Channel:
     ``routes`` and may override ``start`` to queue their first messages."""
 
     channel_type: ClassVar[int]
+    # Whether a PING is also an event (ServerPinged): the main channel's are the control
+    # socket's latency samples; the other channels' would only be noise.
+    reports_pings: ClassVar[bool] = False
     routes: ClassVar[dict[int, Route]] = {}
     # Capabilities this handler implements; the session advertises exactly these.
     channel_caps: ClassVar[tuple[int, ...]] = ()
@@ -276,6 +279,8 @@ class Channel:
     def _on_ping(self, ping: msgs.Ping) -> None:
         self.send(BaseClient.PONG, msgs.build_pong(ping))
         self.stats.pings += 1
+        if self.reports_pings:
+            self.emit(ServerPinged(self.channel_type, self.channel_id, ping.id))
 
     def _on_notify(self, note: msgs.Notify) -> None:
         level = _NOTIFY_LEVELS.get(note.severity, logging.WARNING)  # type: ignore[call-overload]

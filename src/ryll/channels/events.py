@@ -96,6 +96,25 @@ class ServerDisconnecting(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class SessionEstablished(Event):
+    """The session is up: the main channel is linked and every channel of its list that ryll
+    speaks has linked (or failed to). Published once, by the session; the control socket
+    appears only after it."""
+
+    channels: int  # channels linked, main included
+
+
+@dataclass(frozen=True, slots=True)
+class ServerPinged(Event):
+    """The server sent a PING (answered with a PONG before this is seen). The control
+    socket's ``latency`` samples are the intervals between the main channel's."""
+
+    channel_type: int
+    channel_id: int
+    ping_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class SessionEnded(Event):
     """The last event of every session: why it ended and the exit code the CLI uses."""
 

@@ -20,6 +20,7 @@ from ryll.protocol.messages import main as msgs
 
 class MainChannel(Channel):
     channel_type = ChannelType.MAIN
+    reports_pings = True
     channel_caps = (MainCap.NAME_AND_UUID, MainCap.AGENT_CONNECTED_TOKENS)
 
     def __init__(self, channel_id: int, ctx: ChannelContext, mini_header: bool = True) -> None:

@@ -1,10 +1,10 @@
-"""What each control command does to the session: one method per command, each taking the
-validated arguments (``protocol.COMMANDS``) and returning the result object or raising a
-``ControlError`` with a stable code.
+"""What each control method does to the session: one method per verb, each taking the
+validated parameters (``protocol.METHODS``) and returning the result object or raising a
+``ControlError`` with a stable code. ``hello`` is the server's (it is connection state).
 
-The session's input, cursor and agent pieces are looked up when a command runs, not when the
-server starts, so a command issued before a channel is linked gets ``no_channel`` (or
-``no_agent``) and the same command works once it is.
+The session's input, cursor and agent pieces are looked up when a verb runs, not when the
+server starts, so a verb whose channel went away gets ``no_channel`` (or
+``agent_not_connected``) rather than a stale object.
 """
 
 from __future__ import annotations
@@ -17,17 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 from ryll import __version__
 from ryll.channels.agent import AgentUnavailable
+from ryll.control import protocol as proto
 from ryll.control.protocol import ControlError, ErrorCode, Request
+from ryll.input.keys import from_logical, text_to_keystrokes
 from ryll.protocol.constants import ChannelType
 from ryll.session.input import InputController, InputUnavailable
+from ryll.session.screens import Grab
 from ryll.session.session import Session
 
 if TYPE_CHECKING:
     from ryll.control.server import ControlClient, ControlServer
 
-Handler = Callable[["Commands", dict[str, Any], "ControlClient"], Awaitable[dict[str, Any]]]
-
-MOUSE_MODES = {1: "server", 2: "client"}
+Handler = Callable[["Commands", Request, "ControlClient"], Awaitable[dict[str, Any]]]
 
 
 class Commands:
@@ -36,8 +37,8 @@ class Commands:
         self.server = server
 
     async def dispatch(self, request: Request, client: ControlClient) -> dict[str, Any]:
-        handler = HANDLERS[request.command]
-        return await handler(self, request.args, client)
+        handler = HANDLERS[request.method]
+        return await handler(self, request, client)
 
     # --- state checks ---------------------------------------------------------------------
 
@@ -48,8 +49,6 @@ class Commands:
     def _require_session(self) -> None:
         if self.ended:
             raise ControlError(ErrorCode.NOT_CONNECTED, "the SPICE session has ended")
-        if self.session.channel(ChannelType.MAIN) is None:
-            raise ControlError(ErrorCode.NOT_CONNECTED, "the SPICE session is not connected yet")
 
     def _input(self) -> InputController:
         self._require_session()
@@ -61,161 +60,208 @@ class Commands:
         self._require_session()
         agent = self.session.agent
         if not agent.connected:
-            raise ControlError(ErrorCode.NO_AGENT, "no guest agent is connected")
+            raise ControlError(ErrorCode.AGENT_NOT_CONNECTED, "no guest agent is connected")
         return agent
 
-    # --- commands -------------------------------------------------------------------------
+    # --- 1.2 ------------------------------------------------------------------------------
 
-    async def status(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
+    async def status(self, request: Request, client: ControlClient) -> dict[str, Any]:
         return build_status(self.session, self.server)
 
-    async def send_key(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
+    async def send_key(self, request: Request, client: ControlClient) -> dict[str, Any]:
+        params = request.params
+        state = params["state"]
+        if state not in proto.KEY_STATES:
+            raise ControlError(ErrorCode.BAD_STATE,
+                               f"unrecognised state value {state[:32]!r} (down, up or press)")
         controller = self._input()
-        key, action = args["key"], args["action"]
-        with _bad_argument():
-            if action == "down":
-                controller.key_down(key)
-            elif action == "up":
-                controller.key_up(key)
+        with _input_errors():
+            if params["scancode"] is not None:
+                code = from_logical(params["scancode"])
+                if state == "down":
+                    controller.scancode_down(code)
+                elif state == "up":
+                    controller.scancode_up(code)
+                else:
+                    await controller.press_scancode(code)
+            elif state == "down":
+                controller.key_down(params["key"])
+            elif state == "up":
+                controller.key_up(params["key"])
             else:
-                await controller.press_key(key)
+                await controller.press_key(params["key"])
         return {}
 
-    async def type(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
+    async def paste(self, request: Request, client: ControlClient) -> dict[str, Any]:
+        """Answered at once; the typing runs as the client's task and ends in paste_completed
+        or paste_failed (with the request's id), or is cancelled if the client goes."""
         controller = self._input()
-        with _bad_argument():
-            done = await controller.type_text(args["text"], char_delay_ms=args["char_delay_ms"])
-        return {"chars": done.characters, "elapsed_ms": done.elapsed_ms}
-
-    async def mouse_move(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
-        controller = self._input()
-        with _bad_argument():
-            if args["x"] is not None:
-                controller.mouse_move(args["x"], args["y"], args["display"] or 0)
-            else:
-                controller.mouse_move_relative(args["dx"], args["dy"])
-        return {"mouse_mode": _mouse_mode(self.session)}
-
-    async def mouse_click(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
-        controller = self._input()
-        with _bad_argument():
-            if args["x"] is not None:
-                controller.mouse_move(args["x"], args["y"], args["display"] or 0)
-            await controller.click(args["button"])
+        text, delay = request.params["text"], request.params["char_delay_ms"]
+        client.start_task(self._paste(controller, request.id, text, delay, client))
         return {}
 
-    async def mouse_down(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
-        controller = self._input()
-        with _bad_argument():
-            controller.mouse_down(args["button"])
-        return {}
+    async def _paste(self, controller: InputController, request_id: Any, text: str,
+                     delay: float, client: ControlClient) -> None:
+        try:
+            text_to_keystrokes(text)  # every character typable, before any is typed
+            done = await controller.type_text(text, char_delay_ms=delay)
+        except asyncio.CancelledError:
+            raise
+        except (ValueError, InputUnavailable) as exc:
+            client.push_event("paste_failed", {"request_id": request_id, "reason": str(exc)})
+            return
+        client.push_event("paste_completed", {"request_id": request_id,
+                                              "chars_sent": done.characters})
 
-    async def mouse_up(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
-        controller = self._input()
-        with _bad_argument():
-            controller.mouse_up(args["button"])
-        return {}
-
-    async def screenshot(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
-        count = len(self.session.snapshot().monitors)
-        if not count:
-            raise ControlError(ErrorCode.NO_CHANNEL, "no display surface yet")
-        index = args["display"]
-        if index >= count:
-            raise ControlError(ErrorCode.BAD_ARGUMENT,
-                               f"screenshot: no display {index} (displays: {count})")
-        grab = await self.session.grab(index, with_cursor=args["cursor"])
-        fmt = args["format"]
+    async def screenshot(self, request: Request, client: ControlClient) -> dict[str, Any]:
+        params = request.params
+        fmt = params["format"]
+        if fmt not in proto.SCREENSHOT_FORMATS:
+            raise ControlError(ErrorCode.UNSUPPORTED_FORMAT,
+                               f"format {fmt[:32]!r} is not png or rgba")
+        grab = await self._grab(params)
         if fmt == "png":
             data = await asyncio.to_thread(grab.png)
         else:  # xRGB surfaces: raw RGBA with alpha 255
             data = grab.rgba().tobytes()
         return {
-            "format": fmt,
-            "display": index,
             "width": grab.width,
             "height": grab.height,
-            "data": base64.b64encode(data).decode("ascii"),
+            "format": fmt,
+            "data_base64": base64.b64encode(data).decode("ascii"),
+            "channel_id": grab.channel_id,
+            "surface_id": grab.surface_id,
         }
 
-    async def clipboard_set(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
-        agent = self._agent()
-        agent.set_clipboard(args["text"])
+    async def _grab(self, params: dict[str, Any]) -> Grab:
+        if params["display"] is not None:
+            if params["surface_id"] is not None or params["channel_id"] is not None:
+                raise ControlError(ErrorCode.BAD_PARAMS,
+                                   "screenshot: display goes without surface_id and channel_id")
+            try:
+                return await self.session.grab(params["display"],
+                                               with_cursor=params["cursor"])
+            except LookupError as exc:
+                raise ControlError(ErrorCode.NO_SUCH_SURFACE, str(exc)) from None
+        surface_id = params["surface_id"] or 0
+        try:
+            return await self.session.grab_surface(surface_id, params["channel_id"],
+                                                   with_cursor=params["cursor"])
+        except LookupError as exc:
+            raise ControlError(ErrorCode.NO_SUCH_SURFACE, str(exc)) from None
+
+    async def subscribe(self, request: Request, client: ControlClient) -> dict[str, Any]:
+        known = [name for name in request.params["events"] if name in proto.EVENTS]
+        client.subscriptions.update(known)
+        return {"subscribed": known}
+
+    async def unsubscribe(self, request: Request, client: ControlClient) -> dict[str, Any]:
+        removed = [name for name in request.params["events"] if name in client.subscriptions]
+        client.subscriptions.difference_update(removed)
+        return {"unsubscribed": removed}
+
+    # --- 1.3 ------------------------------------------------------------------------------
+
+    async def type(self, request: Request, client: ControlClient) -> dict[str, Any]:
+        controller = self._input()
+        with _input_errors():
+            done = await controller.type_text(request.params["text"],
+                                              char_delay_ms=request.params["char_delay_ms"])
+        return {"chars_sent": done.characters, "elapsed_ms": done.elapsed_ms}
+
+    async def mouse_move(self, request: Request, client: ControlClient) -> dict[str, Any]:
+        params = request.params
+        controller = self._input()
+        with _input_errors():
+            if params["x"] is not None:
+                controller.mouse_move(params["x"], params["y"], params["display"] or 0)
+            else:
+                controller.mouse_move_relative(params["dx"], params["dy"])
+        return {"mouse_mode": self.session.snapshot().mouse_mode}
+
+    async def mouse_click(self, request: Request, client: ControlClient) -> dict[str, Any]:
+        params = request.params
+        controller = self._input()
+        with _input_errors():
+            if params["x"] is not None:
+                controller.mouse_move(params["x"], params["y"], params["display"] or 0)
+            await controller.click(params["button"])
         return {}
 
-    async def clipboard_get(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
+    async def mouse_down(self, request: Request, client: ControlClient) -> dict[str, Any]:
+        controller = self._input()
+        with _input_errors():
+            controller.mouse_down(request.params["button"])
+        return {}
+
+    async def mouse_up(self, request: Request, client: ControlClient) -> dict[str, Any]:
+        controller = self._input()
+        with _input_errors():
+            controller.mouse_up(request.params["button"])
+        return {}
+
+    async def mouse_scroll(self, request: Request, client: ControlClient) -> dict[str, Any]:
+        controller = self._input()
+        with _input_errors():
+            for _ in range(request.params["count"]):
+                await controller.click(request.params["direction"])
+        return {}
+
+    async def clipboard_set(self, request: Request, client: ControlClient) -> dict[str, Any]:
+        agent = self._agent()
+        with _input_errors():
+            agent.set_clipboard(request.params["text"])
+        return {}
+
+    async def clipboard_get(self, request: Request, client: ControlClient) -> dict[str, Any]:
         agent = self._agent()
         try:
-            text = await agent.get_clipboard(timeout=args["timeout"])
+            text = await agent.get_clipboard(timeout=request.params["timeout"])
         except TimeoutError:
             raise ControlError(ErrorCode.TIMEOUT,
                                "the guest did not send its clipboard in time") from None
         return {"text": text}
 
-    async def resolution(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
+    async def resolution(self, request: Request, client: ControlClient) -> dict[str, Any]:
         self._require_session()
-        with _bad_argument():
-            sent = self.session.agent.request_resolution(args["width"], args["height"])
+        with _input_errors():
+            sent = self.session.agent.request_resolution(request.params["width"],
+                                                         request.params["height"])
         # Without an agent the request is kept and sent when one connects (session.agent).
         return {"sent": bool(sent), "agent_connected": self.session.agent.connected}
 
-    async def subscribe(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
-        client.subscriptions.update(args["events"])
-        self.server.events.wanted = set(client.subscriptions)
-        return {"events": sorted(client.subscriptions)}
-
-    async def unsubscribe(self, args: dict[str, Any], client: ControlClient) -> dict[str, Any]:
-        if args["events"] is None:
-            client.subscriptions.clear()
-        else:
-            client.subscriptions.difference_update(args["events"])
-        self.server.events.wanted = set(client.subscriptions)
-        return {"events": sorted(client.subscriptions)}
+    async def quit(self, request: Request, client: ControlClient) -> dict[str, Any]:
+        self._require_session()
+        self.session.stop("quit by the control socket")
+        return {}
 
 
 HANDLERS: dict[str, Handler] = {
-    "status": Commands.status,
-    "send_key": Commands.send_key,
-    "type": Commands.type,
-    "mouse_move": Commands.mouse_move,
-    "mouse_click": Commands.mouse_click,
-    "mouse_down": Commands.mouse_down,
-    "mouse_up": Commands.mouse_up,
-    "screenshot": Commands.screenshot,
-    "clipboard_set": Commands.clipboard_set,
-    "clipboard_get": Commands.clipboard_get,
-    "resolution": Commands.resolution,
-    "subscribe": Commands.subscribe,
-    "unsubscribe": Commands.unsubscribe,
+    name: getattr(Commands, name) for name in proto.METHODS if name != "hello"
 }
 
 
 @contextlib.contextmanager
-def _bad_argument() -> Iterator[None]:
+def _input_errors() -> Iterator[None]:
     """ValueError from the input or agent layer (an unknown key name, a bad button, text no
-    US key types) becomes ``bad_argument``; a channel or agent that went away meanwhile
-    ``no_channel`` / ``no_agent``; other errors pass through."""
+    US key types) becomes ``bad_params``; a channel or agent that went away meanwhile
+    ``no_channel`` / ``agent_not_connected``; other errors pass through."""
     try:
         yield
     except ValueError as exc:
-        raise ControlError(ErrorCode.BAD_ARGUMENT, str(exc)) from exc
+        raise ControlError(ErrorCode.BAD_PARAMS, str(exc)) from exc
     except InputUnavailable as exc:
         raise ControlError(ErrorCode.NO_CHANNEL, str(exc)) from exc
     except AgentUnavailable as exc:
-        raise ControlError(ErrorCode.NO_AGENT, str(exc)) from exc
-
-
-# --- pictures ---------------------------------------------------------------------------------
+        raise ControlError(ErrorCode.AGENT_NOT_CONNECTED, str(exc)) from exc
 
 
 # --- status -----------------------------------------------------------------------------------
 
 
-def _mouse_mode(session: Session) -> str:
-    return session.snapshot().mouse_mode
-
-
 def build_status(session: Session, server: ControlServer) -> dict[str, Any]:
+    """1.2's three members (``spice_connected``, ``agent_connected``, ``surfaces``), then
+    everything else ryll knows (1.3: clients ignore members they do not know)."""
     snap = session.snapshot()
     ended = server.session_end or session.end
     state = "ended" if ended is not None else snap.state
@@ -229,8 +275,14 @@ def build_status(session: Session, server: ControlServer) -> dict[str, Any]:
     cursor = dict(snap.cursor) if snap.cursor is not None else None
     if cursor is not None:
         cursor.pop("cache", None)
+    connected = ended is None and session.channel(ChannelType.MAIN) is not None
     return {
-        "ryll": __version__,
+        "spice_connected": connected,
+        "agent_connected": bool(session.agent.connected),
+        "surfaces": [{"channel_id": s.channel_id, "surface_id": s.surface["surface_id"],
+                      "width": s.surface["width"], "height": s.surface["height"]}
+                     for s in snap.surfaces],
+        "ryll_version": __version__,
         "session": {
             "state": state,
             "target": snap.target,
@@ -248,7 +300,7 @@ def build_status(session: Session, server: ControlServer) -> dict[str, Any]:
         "marks": snap.marks,
         "cursor": cursor,
         "agent": snap.agent,
-        "latency": snap.latency,
+        "input_latency": snap.latency,
         "memory": snap.memory,
         "gaps": {"count": len(snap.gaps), "keys": snap.gaps},
     }

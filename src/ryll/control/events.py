@@ -1,15 +1,18 @@
 """The control socket's events, translated from the session's (``session.events()``).
 
-Names and members are the control protocol's (docs/control-socket.md). ``surface_drawn`` is
-coalesced: at most one event every ``DRAWN_INTERVAL_S``, carrying how many display updates
-(draws, copies, stream frames) it stands for. Cursor and mouse-mode events come straight from
-the CursorChanged and MouseModeChanged events (nothing is polled).
+Names and data are the control protocol's (docs/control-socket.md): 1.2's as the Rust ryll
+sends them, 1.3's ryll's own. The edge owns the clocks, so the times are taken here:
+``surface_drawn`` carries the session time and the wall clock of the moment it is translated
+(one event per display message that changed pixels, as the Rust ryll sends one per draw), and
+``latency`` is the interval between two consecutive PINGs of the main channel as they reach
+this translator (what the Rust ryll measures: the server's ping cadence plus the path).
+``paste_completed`` and ``paste_failed`` are the ``paste`` verb's own (they carry its id).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,32 +27,34 @@ from ryll.channels.events import (
     GapOpened,
     LatencyMeasured,
     MouseModeChanged,
-    PasteCompleted,
+    ServerPinged,
+    SessionEnded,
     SurfaceCreated,
     SurfaceDestroyed,
 )
+from ryll.protocol.constants import ChannelType
 
 log = logging.getLogger("ryll.control")
 
 Publish = Callable[[str, Mapping[str, Any]], None]
 
-# surface_drawn at most 20 times a second: enough to follow a redraw loop, few enough that a
-# video stream cannot flood the client.
-DRAWN_INTERVAL_S = 0.05
 MOUSE_MODES = {1: "server", 2: "client"}
 
 
-class EventTranslator:
-    def __init__(self, publish: Publish) -> None:
-        self.publish = publish
-        self.wanted: set[str] = set()
-        self._drawn = 0
-        self._drawn_flush: asyncio.TimerHandle | None = None
+def wallclock_us() -> int:
+    return time.time_ns() // 1000
 
-    def close(self) -> None:
-        if self._drawn_flush is not None:
-            self._drawn_flush.cancel()
-            self._drawn_flush = None
+
+class EventTranslator:
+    """Session events in, ``publish(name, data)`` out. ``session_time`` is the session's
+    monotonic uptime in seconds (``surface_drawn``'s ``produced_at_secs``)."""
+
+    def __init__(self, publish: Publish, session_time: Callable[[], float],
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.publish = publish
+        self.session_time = session_time
+        self.monotonic = monotonic
+        self._last_ping: float | None = None
 
     def translate(self, event: Event) -> None:
         try:
@@ -59,7 +64,26 @@ class EventTranslator:
 
     def _translate(self, event: Event) -> None:
         pub = self.publish
-        if isinstance(event, SurfaceCreated):
+        if isinstance(event, DisplayUpdated):
+            pub("surface_drawn", {
+                "display_channel_id": event.channel_id, "surface_id": event.surface_id,
+                "produced_at_secs": round(self.session_time(), 6),
+                "wallclock_us": wallclock_us(),
+                "rect": {"top": event.rect.top, "left": event.rect.left,
+                         "bottom": event.rect.bottom, "right": event.rect.right},
+            })
+        elif isinstance(event, ServerPinged):
+            if event.channel_type == ChannelType.MAIN:
+                now = self.monotonic()
+                if self._last_ping is not None:
+                    pub("latency", {"sample_ms": round((now - self._last_ping) * 1000, 3),
+                                    "wallclock_us": wallclock_us()})
+                self._last_ping = now
+        elif isinstance(event, AgentConnected):
+            pub("agent_connected", {"connected": True, "tokens": event.tokens})
+        elif isinstance(event, AgentDisconnected):
+            pub("agent_connected", {"connected": False, "error": event.error})
+        elif isinstance(event, SurfaceCreated):
             pub("surface_created", {
                 "channel_id": event.channel_id, "surface_id": event.surface_id,
                 "width": event.width, "height": event.height, "format": event.format,
@@ -70,19 +94,11 @@ class EventTranslator:
                                       "surface_id": event.surface_id})
         elif isinstance(event, DisplayMarked):
             pub("mark", {"channel_id": event.channel_id})
-        elif isinstance(event, DisplayUpdated):
-            self._display_updated()
         elif isinstance(event, LatencyMeasured):
-            pub("latency", {"at": event.at, "latency_ms": event.latency_ms})
-        elif isinstance(event, AgentConnected):
-            pub("agent_connected", {"connected": True, "tokens": event.tokens})
-        elif isinstance(event, AgentDisconnected):
-            pub("agent_connected", {"connected": False, "error": event.error})
+            pub("input_latency", {"at": event.at, "latency_ms": event.latency_ms})
         elif isinstance(event, ClipboardChanged):
             if event.text is not None:
                 pub("clipboard", {"text": event.text, "selection": event.selection})
-        elif isinstance(event, PasteCompleted):
-            pub("paste_completed", {"chars": event.characters, "elapsed_ms": event.elapsed_ms})
         elif isinstance(event, GapOpened):
             pub("gap", {"key": event.key, "detail": event.detail})
         elif isinstance(event, CursorChanged):
@@ -90,17 +106,5 @@ class EventTranslator:
                            "shape_changed": event.shape_changed})
         elif isinstance(event, MouseModeChanged):
             pub("mouse_mode", {"mode": MOUSE_MODES.get(event.mode, str(event.mode))})
-
-    def _display_updated(self) -> None:
-        if "surface_drawn" not in self.wanted:
-            return
-        self._drawn += 1
-        if self._drawn_flush is None:
-            loop = asyncio.get_running_loop()
-            self._drawn_flush = loop.call_later(DRAWN_INTERVAL_S, self._flush_drawn)
-
-    def _flush_drawn(self) -> None:
-        self._drawn_flush = None
-        count, self._drawn = self._drawn, 0
-        if count:
-            self.publish("surface_drawn", {"updates": count})
+        elif isinstance(event, SessionEnded):
+            pass  # the server announces the end itself (session_ended), once

@@ -1,20 +1,22 @@
 """The control socket's wire protocol, sans-IO: line framing, request parsing and validation,
-and the encoding of every line ryll sends (hello, results, errors, events).
+and the encoding of every line ryll sends (responses, errors, events).
 
-Nothing here touches a socket, the event loop or a session, so every malformed input can be
-tested with plain bytes (``tests/control/test_protocol.py``). The server (``server.py``) feeds
-bytes into a ``LineBuffer``, hands each line to ``parse_request`` and writes what the
-``encode_*`` functions return. The protocol is documented for clients in
-``docs/control-socket.md``; keep the two in step.
+The protocol is the Rust ryll's (shakenfist/ryll ``docs/control-socket-protocol.md``, version
+1.2), so a client written for it drives ryll unchanged; what ryll adds (key names, typing,
+the pointer, the clipboard, resolution, quit, richer events) is version 1.3 of the same
+protocol, in the same envelopes, listed in the hello's ``supported_methods`` and
+``supported_events``. ``docs/control-socket.md`` describes it for clients; keep the two in step.
 
 Framing: UTF-8 JSON, one object per line, ``\\n``-terminated (a trailing ``\\r`` is ignored,
-empty lines are skipped). A request is a flat object::
+empty lines are skipped). Envelopes::
 
-    {"id": 7, "cmd": "send_key", "key": "a", "action": "press"}
+    {"id": 1, "method": "send_key", "params": {"scancode": 28, "state": "press"}}
+    {"id": 1, "ok": true, "result": {}}
+    {"id": 1, "ok": false, "error": {"code": "bad_state", "message": "..."}}
+    {"event": "latency", "data": {"sample_ms": 12.4, "wallclock_us": 1717000000123456}}
 
-``cmd`` names the command, ``id`` (optional: string, integer or null) is echoed in the reply,
-every other member is an argument, checked against the command's ``CommandSpec``: unknown
-members, missing required ones and wrong types are ``bad_argument`` errors, never guesses.
+Nothing here touches a socket, the event loop or a session, so every malformed input can be
+tested with plain bytes (``tests/control/test_protocol.py``).
 """
 
 from __future__ import annotations
@@ -27,20 +29,17 @@ from typing import Any
 
 from ryll.session.input import MAX_TEXT
 
-PROTOCOL_NAME = "ryll-control"
-# Bumped only for incompatible changes. New commands, new optional arguments, new result
-# members and new events keep the version: clients read ``commands``/``events`` from the hello
-# and ignore members they do not know.
-PROTOCOL_VERSION = 1
+SERVER_NAME = "ryll"
+# The version ryll speaks: 1.2 (the Rust ryll's) plus ryll's additions. A hello with another
+# major version is refused and closed; any minor version is accepted, both ways.
+PROTOCOL_VERSION = "1.3"
+MAJOR_VERSION = 1
 
 # The longest request line accepted, newline excluded. 1 MiB holds any sensible request (the
-# largest are ``type`` and ``clipboard_set`` texts, themselves capped below) with room to spare,
-# and bounds what one client can make ryll buffer; it is the order of h11's header limit
-# scaled for a text payload. A longer line is answered ``too_large`` and the client closed,
-# since the rest of that line cannot be re-synchronised cheaply.
+# largest are paste and clipboard texts, themselves capped below) with room to spare, and
+# bounds what one client can make ryll buffer. A longer line is answered ``too_large`` and the
+# client closed, since the rest of that line cannot be re-synchronised cheaply.
 MAX_LINE_BYTES = 1 << 20
-# ``type`` takes what the input controller types at most (a paste is for passwords and
-# commands); the clipboard text bound leaves room for escapes within the line.
 MAX_TYPE_CHARS = MAX_TEXT
 MAX_CLIPBOARD_CHARS = 256 * 1024
 # Request ids: short strings or integers JSON numbers represent exactly (2**53).
@@ -49,19 +48,27 @@ MAX_SAFE_INT = 2**53
 
 
 class ErrorCode:
-    """Stable error codes (``{"error": {"code": ...}}``); clients may switch on them."""
+    """Stable error codes (``{"error": {"code": ...}}``); clients may switch on them. The
+    first eleven are 1.2's; the rest are 1.3's (a 1.2 client treats an unknown code as a
+    generic error, as the specification asks)."""
 
-    BAD_JSON = "bad_json"  # the line is not UTF-8 JSON
-    BAD_REQUEST = "bad_request"  # JSON, but not a request object (no cmd, bad id, ...)
-    UNKNOWN_COMMAND = "unknown_command"
-    BAD_ARGUMENT = "bad_argument"  # unknown, missing or mistyped argument, bad key name, ...
-    NOT_CONNECTED = "not_connected"  # the SPICE session is not (or no longer) running
-    NO_CHANNEL = "no_channel"  # the channel the command needs is not linked
-    NO_AGENT = "no_agent"  # no guest agent connected
+    NO_HELLO_YET = "no_hello_yet"  # a request before a successful hello; the connection stays
+    PROTOCOL_VERSION_MISMATCH = "protocol_version_mismatch"  # then the connection is closed
+    BUSY = "busy"  # another client holds the socket (no id; then closed)
+    UNKNOWN_METHOD = "unknown_method"
+    BAD_PARAMS = "bad_params"  # missing, mistyped or out-of-range parameter, bad key name...
+    BAD_STATE = "bad_state"  # send_key's state is not down, up or press
+    AGENT_NOT_CONNECTED = "agent_not_connected"  # no guest agent (clipboard verbs)
+    NO_SUCH_SURFACE = "no_such_surface"
+    UNSUPPORTED_FORMAT = "unsupported_format"  # screenshot format not png or rgba
+    NOT_IMPLEMENTED = "not_implemented"  # never sent by ryll: every listed verb works
+    INTERNAL_ERROR = "internal_error"  # a bug in ryll; the message says what failed
+    # 1.3
+    BAD_REQUEST = "bad_request"  # the line is not a JSON request object (no id when unread)
+    TOO_LARGE = "too_large"  # request line over MAX_LINE_BYTES; then closed
+    NOT_CONNECTED = "not_connected"  # the SPICE session has ended
+    NO_CHANNEL = "no_channel"  # the channel the verb needs is not linked
     TIMEOUT = "timeout"  # the guest did not answer in time (clipboard_get)
-    BUSY = "busy"  # another client holds the socket
-    TOO_LARGE = "too_large"  # request line over MAX_LINE_BYTES
-    INTERNAL = "internal"  # a bug in ryll; the message says what failed
 
 
 ERROR_CODES = tuple(
@@ -70,28 +77,29 @@ ERROR_CODES = tuple(
 
 
 class ControlError(Exception):
-    """A request that gets an error reply. ``request_id`` is echoed when it could be read."""
+    """A request that gets an error reply. ``request_id`` is echoed when it could be read;
+    ``close`` asks the server to close the connection after the reply."""
 
-    def __init__(
-        self, code: str, message: str, request_id: Any = None, *, has_id: bool = False
-    ) -> None:
+    def __init__(self, code: str, message: str, request_id: Any = None, *,
+                 has_id: bool = False, close: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.request_id = request_id
         self.has_id = has_id
+        self.close = close
 
 
-# --- argument specs -----------------------------------------------------------------------
+# --- parameter specs ----------------------------------------------------------------------
 
 
 Checker = Callable[[str, Any], Any]
 
 
 @dataclass(frozen=True)
-class Arg:
-    """One argument of a command: a checker (value -> normalised value, or ValueError with a
-    message), whether it is required, and its default."""
+class Param:
+    """One parameter of a method: a checker (value -> normalised value, or ValueError with a
+    message), whether it is required, and its default (also what ``null`` means)."""
 
     check: Checker
     required: bool = False
@@ -150,54 +158,59 @@ def boolean(name: str, value: Any) -> bool:
     return value
 
 
-def string_list(choices: tuple[str, ...], max_items: int = 64) -> Checker:
+def names(max_items: int = 64) -> Checker:
+    """A list of event names; unknown ones are the method's business (subscribe drops them)."""
+
     def check(name: str, value: Any) -> list[str]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError(f"{name} must be a list of strings")
         if len(value) > max_items:
             raise ValueError(f"{name} has more than {max_items} items")
-        bad = [v for v in value if v not in choices]
-        if bad:
-            raise ValueError(
-                f"{name}: unknown {', '.join(repr(b[:64]) for b in bad[:4])} "
-                f"(known: {', '.join(choices)})"
-            )
-        return list(dict.fromkeys(value))
+        return list(dict.fromkeys(v[:64] for v in value))
 
     return check
 
 
 @dataclass(frozen=True)
-class CommandSpec:
+class MethodSpec:
     name: str
-    args: Mapping[str, Arg] = field(default_factory=dict)
-    # Extra checks across arguments (x without y, ...): args -> None or ValueError.
+    params: Mapping[str, Param] = field(default_factory=dict)
+    # Extra checks across parameters (x without y, ...): params -> None or ValueError.
     check: Callable[[dict[str, Any]], None] | None = None
     summary: str = ""
+    since: str = "1.0"
 
 
-# Events a client can subscribe to (docs/control-socket.md describes each one's members).
-EVENTS = (
-    "surface_drawn",  # pixels of a surface changed (coalesced, at most every DRAWN_INTERVAL)
-    "surface_created",
-    "surface_destroyed",
-    "mark",  # display MARK: the server finished the initial picture
-    "cursor",  # cursor moved, shown, hidden or changed shape
-    "mouse_mode",  # the server switched between client and server mouse mode
-    "gap",  # a new gap key was registered
-    "latency",  # an input latency sample
-    "agent_connected",  # the guest agent connected or disconnected (members: connected)
-    "clipboard",  # the guest put text on its clipboard
-    "paste_completed",  # typing finished (a ``type`` command or --paste-text)
-    "session_ended",  # the SPICE session ended; ryll is about to exit
-)
+# Events, with the version that added them. 1.0-1.2 are the Rust ryll's (same names, same
+# members); 1.3 are ryll's. docs/control-socket.md describes each one's data.
+EVENTS: dict[str, str] = {
+    "latency": "1.0",  # the interval between two server PINGs on the main channel
+    "agent_connected": "1.0",  # the guest agent connected or disconnected
+    "paste_completed": "1.0",
+    "paste_failed": "1.0",
+    "dropped": "1.0",  # events lost to a slow client (always delivered)
+    "surface_drawn": "1.1",  # one per display message that changed a surface's pixels
+    "surface_created": "1.3",
+    "surface_destroyed": "1.3",
+    "mark": "1.3",  # display MARK: the server finished the initial picture
+    "cursor": "1.3",  # the cursor moved, was shown, hidden or changed shape
+    "mouse_mode": "1.3",  # the server switched between client and server mouse mode
+    "gap": "1.3",  # a new gap key was registered
+    "input_latency": "1.3",  # an input-to-display latency sample
+    "clipboard": "1.3",  # the guest put text on its clipboard
+    "session_ended": "1.3",  # the SPICE session ended; ryll is about to close the socket
+}
 
-KEY_ACTIONS = ("press", "down", "up")
+KEY_STATES = ("down", "up", "press")
 BUTTONS = ("left", "middle", "right", "up", "down", "side", "extra")
+SCROLL_DIRECTIONS = ("up", "down")
 SCREENSHOT_FORMATS = ("png", "rgba")
 MAX_COORD = 65535
 MAX_DISPLAY = 15
 MAX_SIDE = 16384
+MAX_SURFACE_ID = 0xFFFFFFFF
+# paste's default (the Rust ryll's control-socket default, independent of the CLI's 16 ms).
+PASTE_CHAR_DELAY_MS = 10
 
 
 def _both_or_neither(*pairs: tuple[str, str]) -> Callable[[dict[str, Any]], None]:
@@ -219,93 +232,104 @@ def _move_check(args: dict[str, Any]) -> None:
         raise ValueError("display goes with x and y, not with dx and dy")
 
 
-_DISPLAY = Arg(integer(0, MAX_DISPLAY))
+def _key_check(args: dict[str, Any]) -> None:
+    if (args.get("scancode") is None) == (args.get("key") is None):
+        raise ValueError("give either scancode (a set-1 make code) or key (a key name)")
 
-COMMANDS: dict[str, CommandSpec] = {
+
+_DISPLAY = Param(integer(0, MAX_DISPLAY))
+_BUTTON = Param(string(8, BUTTONS), default="left")
+
+METHODS: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in (
-        CommandSpec("status", summary="session, channels, displays, cursor, agent and gaps"),
-        CommandSpec(
+        MethodSpec(
+            "hello",
+            {"client_name": Param(string(256), default=""),
+             "protocol_version": Param(string(32), required=True)},
+            summary="negotiate the protocol version (first request of every connection)",
+        ),
+        MethodSpec("status", summary="SPICE connection, agent and surfaces (and much more)"),
+        MethodSpec(
             "send_key",
-            {"key": Arg(string(64, allow_empty=False), required=True),
-             "action": Arg(string(8, KEY_ACTIONS), default="press")},
-            summary="press, hold or release one key by name",
+            # state is checked by the method: a bad one is bad_state, not bad_params
+            {"scancode": Param(integer(0, 0xFFFF)), "key": Param(string(64, allow_empty=False)),
+             "state": Param(string(16), default="press")},
+            check=_key_check,
+            summary="one key down, up or both, by set-1 scancode (1.3: or by name)",
         ),
-        CommandSpec(
-            "type",
-            {"text": Arg(string(MAX_TYPE_CHARS), required=True),
-             "char_delay_ms": Arg(number(0, 1000), default=16.0)},
-            summary="type text as key presses",
+        MethodSpec(
+            "paste",
+            {"text": Param(string(MAX_TYPE_CHARS), required=True),
+             "char_delay_ms": Param(number(0, 1000), default=PASTE_CHAR_DELAY_MS)},
+            summary="type text in the background; paste_completed / paste_failed follow",
         ),
-        CommandSpec(
-            "mouse_move",
-            {"x": Arg(integer(0, MAX_COORD)), "y": Arg(integer(0, MAX_COORD)),
-             "dx": Arg(integer(-MAX_COORD, MAX_COORD)), "dy": Arg(integer(-MAX_COORD, MAX_COORD)),
-             "display": _DISPLAY},
-            check=_move_check,
-            summary="move the pointer to x,y on a display, or by dx,dy",
-        ),
-        CommandSpec(
-            "mouse_click",
-            {"button": Arg(string(8, BUTTONS), default="left"),
-             "x": Arg(integer(0, MAX_COORD)), "y": Arg(integer(0, MAX_COORD)),
-             "display": _DISPLAY},
-            check=_both_or_neither(("x", "y")),
-            summary="click a button, optionally at x,y first",
-        ),
-        CommandSpec(
-            "mouse_down",
-            {"button": Arg(string(8, BUTTONS), default="left")},
-            summary="press a mouse button",
-        ),
-        CommandSpec(
-            "mouse_up",
-            {"button": Arg(string(8, BUTTONS), default="left")},
-            summary="release a mouse button",
-        ),
-        CommandSpec(
+        MethodSpec(
             "screenshot",
-            {"format": Arg(string(8, SCREENSHOT_FORMATS), default="png"),
-             "display": Arg(integer(0, MAX_DISPLAY), default=0),
-             "cursor": Arg(boolean, default=False)},
-            summary="a display's picture as base64 PNG or raw RGBA",
+            # format is checked by the method: a bad one is unsupported_format
+            {"surface_id": Param(integer(0, MAX_SURFACE_ID)), "format": Param(string(16),
+                                                                            default="png"),
+             "channel_id": Param(integer(0, 255)), "display": _DISPLAY,
+             "cursor": Param(boolean, default=False)},
+            summary="a surface (or, 1.3, a display) as base64 PNG or raw RGBA",
         ),
-        CommandSpec(
-            "clipboard_set",
-            {"text": Arg(string(MAX_CLIPBOARD_CHARS), required=True)},
-            summary="offer text on the guest's clipboard (agent)",
+        MethodSpec("subscribe", {"events": Param(names(), required=True)},
+                   summary="start receiving the named events"),
+        MethodSpec("unsubscribe", {"events": Param(names(), required=True)},
+                   summary="stop receiving the named events"),
+        MethodSpec(
+            "type",
+            {"text": Param(string(MAX_TYPE_CHARS), required=True),
+             "char_delay_ms": Param(number(0, 1000), default=16.0)},
+            summary="type text and answer when it is typed", since="1.3",
         ),
-        CommandSpec(
-            "clipboard_get",
-            {"timeout": Arg(number(0.1, 60), default=5.0)},
-            summary="the guest clipboard's text (agent)",
+        MethodSpec(
+            "mouse_move",
+            {"x": Param(integer(0, MAX_COORD)), "y": Param(integer(0, MAX_COORD)),
+             "dx": Param(integer(-MAX_COORD, MAX_COORD)),
+             "dy": Param(integer(-MAX_COORD, MAX_COORD)), "display": _DISPLAY},
+            check=_move_check,
+            summary="move the pointer to x,y on a display, or by dx,dy", since="1.3",
         ),
-        CommandSpec(
+        MethodSpec(
+            "mouse_click",
+            {"button": _BUTTON, "x": Param(integer(0, MAX_COORD)),
+             "y": Param(integer(0, MAX_COORD)), "display": _DISPLAY},
+            check=_both_or_neither(("x", "y")),
+            summary="click a button, optionally at x,y first", since="1.3",
+        ),
+        MethodSpec("mouse_down", {"button": _BUTTON}, summary="press a mouse button",
+                   since="1.3"),
+        MethodSpec("mouse_up", {"button": _BUTTON}, summary="release a mouse button",
+                   since="1.3"),
+        MethodSpec(
+            "mouse_scroll",
+            {"direction": Param(string(8, SCROLL_DIRECTIONS), required=True),
+             "count": Param(integer(1, 100), default=1)},
+            summary="turn the wheel up or down count notches", since="1.3",
+        ),
+        MethodSpec("clipboard_set", {"text": Param(string(MAX_CLIPBOARD_CHARS), required=True)},
+                   summary="offer text on the guest's clipboard (agent)", since="1.3"),
+        MethodSpec("clipboard_get", {"timeout": Param(number(0.1, 60), default=5.0)},
+                   summary="the guest clipboard's text (agent)", since="1.3"),
+        MethodSpec(
             "resolution",
-            {"width": Arg(integer(1, MAX_SIDE), required=True),
-             "height": Arg(integer(1, MAX_SIDE), required=True)},
-            summary="ask the guest agent for a display resolution",
+            {"width": Param(integer(1, MAX_SIDE), required=True),
+             "height": Param(integer(1, MAX_SIDE), required=True)},
+            summary="ask the guest agent for a display resolution", since="1.3",
         ),
-        CommandSpec(
-            "subscribe",
-            {"events": Arg(string_list(EVENTS), required=True)},
-            summary="start receiving the named events",
-        ),
-        CommandSpec(
-            "unsubscribe",
-            {"events": Arg(string_list(EVENTS))},
-            summary="stop receiving the named events (all, without events)",
-        ),
+        MethodSpec("quit", summary="end the session (the summary is written, the socket "
+                                   "removed)", since="1.3"),
     )
 }
 
 
 @dataclass(frozen=True)
 class Request:
-    command: str
-    args: dict[str, Any]
-    id: Any = None
-    has_id: bool = False
+    method: str
+    params: dict[str, Any]
+    id: Any
+    ignored: tuple[str, ...] = ()  # parameters the method does not know (a newer client's)
 
 
 def _reject_constant(name: str) -> Any:
@@ -314,17 +338,17 @@ def _reject_constant(name: str) -> Any:
 
 
 def decode_json(line: bytes) -> Any:
-    """The JSON value of one line, or ControlError(bad_json). Never raises anything else:
+    """The JSON value of one line, or ControlError(bad_request). Never raises anything else:
     invalid UTF-8, NaN, absurdly long integers and deep nesting all land here."""
     try:
         text = line.decode("utf-8")
         return json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
-        raise ControlError(ErrorCode.BAD_JSON, "JSON nested too deeply") from None
+        raise ControlError(ErrorCode.BAD_REQUEST, "JSON nested too deeply") from None
     except (ValueError, TypeError) as exc:
         # JSONDecodeError and UnicodeDecodeError are ValueErrors; so is int() refusing a
         # number of more than 4300 digits.
-        raise ControlError(ErrorCode.BAD_JSON, f"not JSON: {_short(str(exc))}") from None
+        raise ControlError(ErrorCode.BAD_REQUEST, f"not JSON: {_short(str(exc))}") from None
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -332,8 +356,6 @@ def _short(text: str, limit: int = 200) -> str:
 
 
 def _valid_id(value: Any) -> bool:
-    if value is None:
-        return True
     if isinstance(value, str):
         return len(value) <= MAX_ID_CHARS
     return _is_int(value) and -MAX_SAFE_INT <= value <= MAX_SAFE_INT
@@ -346,50 +368,63 @@ def parse_request(line: bytes) -> Request:
     if not isinstance(obj, dict):
         raise ControlError(ErrorCode.BAD_REQUEST,
                            f"a request is a JSON object, not {type(obj).__name__}")
-    has_id = "id" in obj
-    request_id = obj.get("id")
-    if not _valid_id(request_id):
+    if "id" not in obj or not _valid_id(obj["id"]):
         raise ControlError(
             ErrorCode.BAD_REQUEST,
-            f"id must be a string of at most {MAX_ID_CHARS} characters, an integer or null",
+            f'a request needs "id": an integer or a string of at most {MAX_ID_CHARS} '
+            "characters",
         )
-    cmd = obj.get("cmd")
-    if not isinstance(cmd, str) or not cmd:
-        raise ControlError(ErrorCode.BAD_REQUEST, 'a request needs "cmd", a command name',
-                           request_id, has_id=has_id)
-    spec = COMMANDS.get(cmd)
+    request_id = obj["id"]
+    method = obj.get("method")
+    if not isinstance(method, str) or not method:
+        raise ControlError(ErrorCode.BAD_REQUEST, 'a request needs "method", a verb name',
+                           request_id, has_id=True)
+    spec = METHODS.get(method)
     if spec is None:
-        raise ControlError(ErrorCode.UNKNOWN_COMMAND, f"unknown command {_short(cmd, 64)!r}",
-                           request_id, has_id=has_id)
-    raw = {k: v for k, v in obj.items() if k not in ("id", "cmd")}
+        raise ControlError(ErrorCode.UNKNOWN_METHOD, f"unknown method {_short(method, 64)!r}",
+                           request_id, has_id=True)
+    raw = obj.get("params", {})
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ControlError(ErrorCode.BAD_PARAMS,
+                           f"{method}: params must be an object, not {type(raw).__name__}",
+                           request_id, has_id=True)
     try:
-        args = validate_args(spec, raw)
+        params, ignored = validate_params(spec, raw)
     except ValueError as exc:
-        raise ControlError(ErrorCode.BAD_ARGUMENT, f"{cmd}: {exc}", request_id,
-                           has_id=has_id) from None
-    return Request(cmd, args, request_id, has_id)
+        raise ControlError(ErrorCode.BAD_PARAMS, f"{method}: {exc}", request_id,
+                           has_id=True) from None
+    return Request(method, params, request_id, ignored)
 
 
-def validate_args(spec: CommandSpec, raw: dict[str, Any]) -> dict[str, Any]:
-    """Check ``raw`` against ``spec``: every member known, required ones present, each value of
-    its type and range. Returns the arguments with defaults filled in; ValueError otherwise."""
-    unknown = [k for k in raw if k not in spec.args]
-    if unknown:
-        names = ", ".join(repr(_short(k, 64)) for k in unknown[:4])
-        known = ", ".join(spec.args) or "none"
-        raise ValueError(f"unknown argument {names} (arguments: {known})")
-    args: dict[str, Any] = {}
-    for name, arg in spec.args.items():
+def validate_params(spec: MethodSpec, raw: dict[str, Any]) -> tuple[dict[str, Any],
+                                                                     tuple[str, ...]]:
+    """Check ``raw`` against ``spec``: required parameters present, each value of its type and
+    range (``null`` is the default). Returns the parameters with defaults filled in and the
+    names it does not know: a newer client's optional parameters, ignored (the response says
+    which, so a misspelt one does not go unnoticed); ValueError otherwise."""
+    ignored = tuple(_short(k, 64) for k in raw if k not in spec.params)
+    params: dict[str, Any] = {}
+    for name, param in spec.params.items():
         if name not in raw or raw[name] is None:
-            if arg.required:
+            if param.required:
                 raise ValueError(f"{name} is required")
-            args[name] = arg.default
+            params[name] = param.default
             continue
-        args[name] = arg.check(name, raw[name])
+        params[name] = param.check(name, raw[name])
     if spec.check is not None:
-        # Cross-argument rules see only what the client gave, not the defaults.
-        spec.check({k: args[k] for k in raw if raw[k] is not None})
-    return args
+        # Cross-parameter rules see only what the client gave, not the defaults.
+        spec.check({k: params[k] for k in raw if k in spec.params and raw[k] is not None})
+    return params, ignored
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    """``"1.2"`` -> (1, 2); ValueError unless it is a dotted two-part version."""
+    major, dot, minor = text.partition(".")
+    if not dot or not major.isdigit() or not minor.isdigit() or len(text) > 16:
+        raise ValueError(f"protocol_version must be a dotted major.minor string, not {text!r}")
+    return int(major), int(minor)
 
 
 # --- framing ------------------------------------------------------------------------------
@@ -452,33 +487,31 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def hello(version: str) -> dict[str, Any]:
+def hello_result(ryll_version: str) -> dict[str, Any]:
     return {
-        "hello": {
-            "protocol": PROTOCOL_NAME,
-            "version": PROTOCOL_VERSION,
-            "ryll": version,
-            "commands": list(COMMANDS),
-            "events": list(EVENTS),
-            "max_line_bytes": MAX_LINE_BYTES,
-        }
+        "server_name": SERVER_NAME,
+        "protocol_version": PROTOCOL_VERSION,
+        "supported_methods": list(METHODS),
+        "supported_events": list(EVENTS),
+        "ryll_version": ryll_version,
+        "max_line_bytes": MAX_LINE_BYTES,
     }
 
 
 def result(request: Request, value: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if request.has_id:
-        out["id"] = request.id
-    out["result"] = dict(value)
-    return out
+    body = dict(value)
+    if request.ignored:
+        body["ignored_params"] = list(request.ignored)
+    return {"id": request.id, "ok": True, "result": body}
 
 
-def error(code: str, message: str, request_id: Any = None, has_id: bool = False,
-          **extra: Any) -> dict[str, Any]:
+def error(code: str, message: str, request_id: Any = None, has_id: bool = False
+          ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if has_id:
         out["id"] = request_id
-    out["error"] = {"code": code, "message": message, **extra}
+    out["ok"] = False
+    out["error"] = {"code": code, "message": message}
     return out
 
 
@@ -487,4 +520,4 @@ def error_for(exc: ControlError) -> dict[str, Any]:
 
 
 def event(name: str, data: Mapping[str, Any]) -> dict[str, Any]:
-    return {"event": {"name": name, **data}}
+    return {"event": name, "data": dict(data)}

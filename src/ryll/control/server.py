@@ -1,15 +1,19 @@
 """The control socket: an asyncio unix-socket server bound to one ``Session``.
 
-It owns the socket file (created mode 0600, never over something that is not a stale socket,
-removed at exit), one client at a time (a second one gets a ``busy`` error line and is closed),
-the per-client read loop (requests are handled one at a time, in order) and the per-client
-write queue. Parsing and encoding are ``protocol``'s; what each command does is ``commands``'.
+It owns the socket file (checked when ryll starts, created mode 0600 only once the SPICE
+session is established, never over something that is not a stale socket, removed when the
+session ends), one client at a time (a second one gets a ``busy`` line and is closed), the
+hello rule (``no_hello_yet`` before it), the per-client read loop (requests handled one at a
+time, in order) and the per-client write queues. Parsing and encoding are ``protocol``'s; what
+each verb does is ``commands``'.
 
 Slow clients: replies are never dropped, but a client that stops reading stops being read
 (at most ``MAX_PENDING_REPLIES`` replies wait, then the next request waits for them to be
-written). Events are dropped instead: at most ``MAX_QUEUED_EVENTS`` wait, later ones are
-counted and reported in one ``events_dropped`` event once the queue has room. A client whose
-socket accepts nothing for ``WRITE_TIMEOUT_S`` while ryll has something to write is closed.
+written). Events are dropped instead, never the SPICE session's work: at most
+``MAX_QUEUED_EVENTS`` wait (the Rust ryll's 256); the oldest go first, counted, and one
+``dropped`` event says how many once the queue has drained (or after
+``DROPPED_MAX_DELAY_S`` under steady pressure). A client whose socket accepts nothing for
+``WRITE_TIMEOUT_S`` while ryll has something to write is closed.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ import logging
 import os
 import socket
 import stat
+import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
 from ryll import __version__
+from ryll.channels.events import SessionEstablished
 from ryll.control import protocol as proto
 from ryll.control.commands import Commands
 from ryll.control.events import EventTranslator
@@ -38,9 +44,10 @@ from ryll.session.session import Session, SessionEnd
 log = logging.getLogger("ryll.control")
 
 READ_CHUNK = 64 * 1024
-# Events waiting for a slow client before newer ones are dropped: a few seconds of the
-# busiest stream (surface_drawn is coalesced to 20 a second per surface) at ~200 bytes each.
-MAX_QUEUED_EVENTS = 512
+# Events waiting for a slow client before the oldest are dropped (the Rust ryll's capacity).
+MAX_QUEUED_EVENTS = 256
+# How long a drop count may wait for the queue to drain before ``dropped`` is sent anyway.
+DROPPED_MAX_DELAY_S = 1.0
 # Replies written out before the next request is read: a client pipelining screenshots without
 # reading them holds at most this many (each up to ~45 MiB of base64 for an 8192x4096 RGBA).
 MAX_PENDING_REPLIES = 2
@@ -55,8 +62,10 @@ LINGER_BYTES = 16 << 20
 
 
 class ControlServer(FrontEnd):
-    """A front end: ``start`` creates the socket, ``run`` turns the session's events into
-    control events, ``stop`` announces the end and removes the socket."""
+    """A front end: ``start`` checks the socket path (before connecting, so a bad one is a
+    usage error and nothing connects), ``run`` creates the socket once the session is
+    established and turns the session's events into control events, ``stop`` announces the
+    end, closes the client (it reads EOF) and removes the socket."""
 
     name = "--control-socket"
     kinds = ()  # every event: the client picks with subscribe
@@ -64,7 +73,7 @@ class ControlServer(FrontEnd):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.session_end: SessionEnd | None = None
-        self.events = EventTranslator(self.publish)
+        self.events: EventTranslator | None = None
         self._server: asyncio.AbstractServer | None = None
         self._sock_id: tuple[int, int] | None = None
         self._client: ControlClient | None = None
@@ -72,29 +81,47 @@ class ControlServer(FrontEnd):
         self.clients_served = 0
         self.clients_refused = 0
 
+    @property
+    def listening(self) -> bool:
+        return self._server is not None
+
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self, session: Session) -> None:
-        """Create the socket and listen. UsageError if the path cannot be used."""
+        """Check the path now (UsageError if it cannot be used); the socket comes later."""
         self.session = session
         self.commands = Commands(session, self)
-        sock = create_socket(self.path)
+        self.events = EventTranslator(self.publish, lambda: session.uptime)
+        check_socket_path(self.path)
+
+    async def run(self, session: Session, events: EventStream) -> None:
+        assert self.events is not None
+        async with events:
+            if session.established:
+                await self._listen()
+            async for event in events:
+                if isinstance(event, SessionEstablished) and not self.listening:
+                    await self._listen()
+                self.events.translate(event)
+
+    async def _listen(self) -> None:
+        """Create the socket: from now on "the socket exists" means "connected"."""
+        try:
+            sock = create_socket(self.path)
+        except UsageError as exc:  # the path changed since start(): nothing to serve on
+            log.error("%s", exc)
+            self.session.stop(str(exc))
+            return
         st = os.stat(self.path)
         self._sock_id = (st.st_dev, st.st_ino)
         self._server = await asyncio.start_unix_server(self._on_connect, sock=sock)
         log.info("control socket listening on %s", self.path)
-
-    async def run(self, session: Session, events: EventStream) -> None:
-        async with events:
-            async for event in events:
-                self.events.translate(event)
 
     async def stop(self, session: Session | None = None, end: SessionEnd | None = None) -> None:
         """Close the client (after ``session_ended`` when ``end`` is given and was not
         announced yet), stop listening, remove the socket file."""
         if end is not None and self.session_end is None:
             self.session_ended(end)
-        self.events.close()
         if self._server is not None:
             self._server.close()
         client = self._client
@@ -124,7 +151,7 @@ class ControlServer(FrontEnd):
         self._sock_id = None
 
     def session_ended(self, end: SessionEnd) -> None:
-        """The headless runner's word that the session is over (pushed as ``session_ended``)."""
+        """The session is over (pushed as ``session_ended``, once)."""
         self.session_end = end
         self.publish("session_ended", {"reason": end.reason, "message": end.message,
                                        "exit_code": end.exit_code})
@@ -134,7 +161,7 @@ class ControlServer(FrontEnd):
     def publish(self, name: str, data: Mapping[str, Any]) -> None:
         """Send event ``name`` to the client if it subscribed (on the event loop)."""
         client = self._client
-        if client is not None and name in client.subscriptions:
+        if client is not None:
             client.push_event(name, data)
 
     # --- clients --------------------------------------------------------------------------
@@ -156,15 +183,13 @@ class ControlServer(FrontEnd):
                 await client.run()
             finally:
                 self._client = None
-                self.events.wanted = set()
         finally:
             if task is not None:
                 self._client_tasks.discard(task)
 
 
 async def _refuse(writer: asyncio.StreamWriter) -> None:
-    line = proto.encode(proto.error(proto.ErrorCode.BUSY,
-                                    "another client is connected to this control socket"))
+    line = proto.encode(proto.error(proto.ErrorCode.BUSY, "another client is connected"))
     with contextlib.suppress(Exception):
         writer.write(line)
         await asyncio.wait_for(writer.drain(), CLOSE_TIMEOUT_S)
@@ -174,27 +199,32 @@ async def _refuse(writer: asyncio.StreamWriter) -> None:
 
 
 class ControlClient:
-    """One connected client: its subscriptions, its read loop and its write queue."""
+    """One connected client: its hello, subscriptions, background tasks (pastes), read loop
+    and write queues."""
 
     def __init__(self, server: ControlServer, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter) -> None:
         self.server = server
         self.reader = reader
         self.writer = writer
+        self.greeted = False  # a successful hello was answered
+        self.client_name = ""
         self.subscriptions: set[str] = set()
-        self._queue: deque[tuple[bool, bytes]] = deque()  # (is_event, line)
-        self._queued_events = 0
-        self._queued_replies = 0
+        self._replies: deque[bytes] = deque()
+        self._events: deque[bytes] = deque()
         self.dropped_events = 0
+        self._dropped_unreported = 0
+        self._dropped_since = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
         self._closed = False
+        self._close_after_reply = False
         self._writer_task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         self._writer_task = asyncio.ensure_future(self._write_loop())
-        self._send(proto.hello(__version__))
         lines = proto.LineBuffer()
         try:
             while not self._closed:
@@ -215,10 +245,24 @@ class ControlClient:
                     break
                 for line in batch:
                     await self._handle_line(line)
-                    if self._closed:
+                    if self._closed or self._close_after_reply:
                         break
+                if self._close_after_reply:
+                    await self.close_writing()
+                    break
         finally:
             await self.close(flush=True)
+
+    def start_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` for this client; cancelled when the client goes."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("control: a background task failed", exc_info=task.exception())
 
     async def _lingering_close(self) -> None:
         """Send what is queued, then read and discard for a moment before closing: closing a
@@ -249,7 +293,8 @@ class ControlClient:
         task = self._writer_task
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self._queue and task is not None and not task.done() and loop.time() < deadline:
+        while ((self._replies or self._events) and task is not None and not task.done()
+               and loop.time() < deadline):
             await asyncio.sleep(0.005)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.writer.drain(), max(0.0, deadline - loop.time()))
@@ -262,84 +307,113 @@ class ControlClient:
             await self._wait_for_room()
             return
         try:
-            value = await self.server.commands.dispatch(request, self)
+            value = await self._answer(request)
             reply = proto.result(request, value)
         except proto.ControlError as exc:
-            reply = proto.error(exc.code, exc.message, request.id, request.has_id)
+            reply = proto.error(exc.code, exc.message, request.id, True)
+            if exc.close:
+                self._close_after_reply = True
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("control: %s failed", request.command)
-            reply = proto.error(proto.ErrorCode.INTERNAL,
-                                f"{request.command} failed: {type(exc).__name__}: {exc}",
-                                request.id, request.has_id)
+            log.exception("control: %s failed", request.method)
+            reply = proto.error(proto.ErrorCode.INTERNAL_ERROR,
+                                f"{request.method} failed: {type(exc).__name__}: {exc}",
+                                request.id, True)
         try:
             line_out = proto.encode(reply)
         except Exception as exc:  # a result that cannot be encoded is a bug, not a crash
-            log.exception("control: cannot encode the %s reply", request.command)
-            line_out = proto.encode(proto.error(proto.ErrorCode.INTERNAL, str(exc),
-                                                request.id, request.has_id))
-        self._queue_line(False, line_out)
+            log.exception("control: cannot encode the %s reply", request.method)
+            line_out = proto.encode(proto.error(proto.ErrorCode.INTERNAL_ERROR, str(exc),
+                                                request.id, True))
+        self._queue_reply(line_out)
         await self._wait_for_room()
+
+    async def _answer(self, request: proto.Request) -> dict[str, Any]:
+        if request.method == "hello":
+            return self._hello(request)
+        if not self.greeted:
+            raise proto.ControlError(proto.ErrorCode.NO_HELLO_YET,
+                                     "first request must be hello")
+        return await self.server.commands.dispatch(request, self)
+
+    def _hello(self, request: proto.Request) -> dict[str, Any]:
+        try:
+            major, _minor = proto.parse_version(request.params["protocol_version"])
+        except ValueError as exc:
+            raise proto.ControlError(proto.ErrorCode.BAD_PARAMS, f"hello: {exc}") from None
+        if major != proto.MAJOR_VERSION:
+            raise proto.ControlError(
+                proto.ErrorCode.PROTOCOL_VERSION_MISMATCH,
+                f"server speaks major version {proto.MAJOR_VERSION}; client requested major "
+                f"version {major}", close=True)
+        self.greeted = True
+        self.client_name = request.params["client_name"]
+        log.info("control: client %r said hello (protocol %s)", self.client_name[:64],
+                 request.params["protocol_version"])
+        return proto.hello_result(__version__)
 
     async def _wait_for_room(self) -> None:
         """Back-pressure: a client that sends requests (or garbage) without reading the
         replies is not read from until they are written."""
-        while self._queued_replies >= MAX_PENDING_REPLIES and not self._closed:
+        while len(self._replies) >= MAX_PENDING_REPLIES and not self._closed:
             self._room.clear()
             await self._room.wait()
 
     # --- writing --------------------------------------------------------------------------
 
     def _send(self, obj: Mapping[str, Any]) -> None:
-        self._queue_line(False, proto.encode(obj))
+        self._queue_reply(proto.encode(obj))
 
-    def push_event(self, name: str, data: Mapping[str, Any]) -> None:
+    def _queue_reply(self, line: bytes) -> None:
         if self._closed:
             return
-        if self._queued_events >= MAX_QUEUED_EVENTS:
-            self.dropped_events += 1
+        self._replies.append(line)
+        self._wake.set()
+
+    def push_event(self, name: str, data: Mapping[str, Any]) -> None:
+        """Queue event ``name`` if subscribed; a full queue drops its oldest event."""
+        if self._closed or name not in self.subscriptions:
             return
         try:
             line = proto.encode(proto.event(name, data))
         except Exception:
             log.exception("control: cannot encode event %s", name)
             return
-        self._queue_line(True, line)
-
-    def _queue_line(self, is_event: bool, line: bytes) -> None:
-        if self._closed:
-            return
-        self._queue.append((is_event, line))
-        if is_event:
-            self._queued_events += 1
-        else:
-            self._queued_replies += 1
+        if len(self._events) >= MAX_QUEUED_EVENTS:
+            self._events.popleft()
+            self.dropped_events += 1
+            if not self._dropped_unreported:
+                self._dropped_since = time.monotonic()
+            self._dropped_unreported += 1
+        self._events.append(line)
         self._wake.set()
 
+    def _dropped_line(self) -> bytes | None:
+        """The ``dropped`` event, when it is due: the queue drained, or the count has waited
+        DROPPED_MAX_DELAY_S. It is never itself dropped (it is not in the queue)."""
+        if not self._dropped_unreported:
+            return None
+        if self._events and time.monotonic() - self._dropped_since < DROPPED_MAX_DELAY_S:
+            return None
+        count, self._dropped_unreported = self._dropped_unreported, 0
+        return proto.encode(proto.event("dropped", {"count": count}))
+
     async def _write_loop(self) -> None:
-        dropped_reported = 0
         try:
             while True:
-                while not self._queue:
+                while not self._replies and not self._events and not self._dropped_unreported:
                     self._wake.clear()
                     await self._wake.wait()
-                is_event, line = self._queue.popleft()
-                if is_event:
-                    self._queued_events -= 1
-                else:
-                    self._queued_replies -= 1
+                dropped = self._dropped_line()
+                if dropped is not None:
+                    self.writer.write(dropped)
+                elif self._replies:
+                    self.writer.write(self._replies.popleft())
                     self._room.set()
-                self.writer.write(line)
+                elif self._events:
+                    self.writer.write(self._events.popleft())
                 await self._drain()
-                if self.dropped_events > dropped_reported and not self._queue:
-                    # Only once the backlog is gone, so the notice follows the last event
-                    # that made it.
-                    n = self.dropped_events - dropped_reported
-                    dropped_reported = self.dropped_events
-                    self.writer.write(proto.encode(proto.event("events_dropped",
-                                                               {"count": n})))
-                    await self._drain()
         except TimeoutError:
             log.warning("control: client read nothing for %.0f s; closing it", WRITE_TIMEOUT_S)
         except (ConnectionError, OSError):
@@ -364,7 +438,10 @@ class ControlClient:
                     raise
 
     async def close(self, flush: bool = False) -> None:
-        """Stop reading; with ``flush``, give the queued lines a moment to go out first."""
+        """Stop reading and cancel the client's pastes; with ``flush``, give the queued lines
+        a moment to go out first."""
+        for pending in list(self._tasks):
+            pending.cancel()
         task = self._writer_task
         if flush and task is not None and not task.done():
             await self._flush(CLOSE_TIMEOUT_S)
@@ -381,6 +458,30 @@ class ControlClient:
 
 
 # --- the socket file ------------------------------------------------------------------------
+
+
+def check_socket_path(path: Path) -> None:
+    """UsageError unless a socket can be created at ``path``: short enough, in an existing
+    directory, and either free or a stale socket (nobody answers on it)."""
+    path_str = os.fspath(path)
+    if len(os.fsencode(path_str)) >= 108:  # sun_path is 108 bytes on Linux, NUL included
+        raise UsageError(f"--control-socket: path too long for a unix socket: {path}")
+    parent = os.path.dirname(path_str) or "."
+    if not os.path.isdir(parent):
+        raise UsageError(f"--control-socket: cannot create {path}: no such directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--control-socket: cannot create {path}: permission denied")
+    try:
+        st = os.lstat(path_str)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UsageError(f"--control-socket: cannot use {path}: {exc.strerror}") from None
+    if not stat.S_ISSOCK(st.st_mode):
+        raise UsageError(f"--control-socket: {path} exists and is not a socket; "
+                         "refusing to replace it")
+    if _socket_is_live(path_str):
+        raise UsageError(f"--control-socket: {path} is in use by another process")
 
 
 def create_socket(path: Path) -> socket.socket:

@@ -165,6 +165,19 @@ def key_scancode(name: str) -> int:
     return code
 
 
+def from_logical(code: int) -> int:
+    """A set-1 make code as scancode tables write it (the Rust ryll's control protocol):
+    ``0x1C``, or ``0xE04B`` with the 0xE0 prefix in the high byte, to ryll's convention
+    (``EXTENDED | code``). The break bit is dropped (a client may pass ``0x9E`` for the up
+    of ``0x1E``: the same key). ValueError for anything else, such as a byte-swapped
+    ``0x4BE0``."""
+    high, low = code >> 8, code & 0xFF
+    if high not in (0, 0xE0) or code < 0 or code > 0xFFFF or low & 0x7F == 0:
+        raise ValueError(f"scancode {code:#06x} is not a set-1 make code (0x01-0x7F, or "
+                         "0xE001-0xE07F for an 0xE0-prefixed key)")
+    return (EXTENDED if high else 0) | (low & 0x7F)
+
+
 def parse_key(name: str) -> KeyCombo:
     """A key name or a combo (``ctrl-alt-delete``, ``shift+Tab``, ``A``) -> KeyCombo."""
     if not name:

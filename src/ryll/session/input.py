@@ -124,6 +124,22 @@ class InputController:
             self._up(ch, code)
         self._flush(ch)
 
+    def scancode_down(self, code: int) -> None:
+        """Press one key by scancode (ryll's convention: ``EXTENDED | code`` for 0xE0 keys)."""
+        ch = self.channel
+        self._down(ch, code)
+        self._flush(ch)
+
+    def scancode_up(self, code: int) -> None:
+        ch = self.channel
+        self._up(ch, code)
+        self._flush(ch)
+
+    async def press_scancode(self, code: int) -> None:
+        self.scancode_down(code)
+        await asyncio.sleep(KEY_HOLD_S)
+        self.scancode_up(code)
+
     async def type_text(self, text: str, char_delay_ms: float = 16) -> PasteCompleted:
         """Type text as keystrokes on a US layout, one character every ``char_delay_ms``.
 

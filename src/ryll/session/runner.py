@@ -27,6 +27,11 @@ log = logging.getLogger("ryll.runner")
 DRAIN_TIMEOUT_S = 5.0
 
 
+# The signals that end a session cleanly (the summary written, the control socket removed).
+STOP_SIGNALS = ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated"),
+                (signal.SIGHUP, "hung up"))
+
+
 class FrontEnd:
     """Override what you need. ``start`` runs before connecting (a front end that cannot
     start, e.g. a control socket path in use, raises a UsageError and nothing connects);
@@ -53,7 +58,7 @@ class FrontEnd:
 async def run_session(session: Session, front_ends: Sequence[FrontEnd],
                       duration: float | None = None) -> SessionEnd:
     """Start the front ends, connect, run until the session ends (the server, ``duration``,
-    SIGINT/SIGTERM or ``session.stop()``), then stop the front ends. Link errors propagate
+    SIGINT/SIGTERM/SIGHUP or ``session.stop()``), then stop the front ends. Link errors propagate
     (after every started front end has been stopped)."""
     started: list[FrontEnd] = []
     streams: list[EventStream] = []
@@ -71,7 +76,7 @@ async def run_session(session: Session, front_ends: Sequence[FrontEnd],
                 await fe.stop(session, None)
         raise
     loop = asyncio.get_running_loop()
-    for sig, why in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")):
+    for sig, why in STOP_SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, session.stop, why)
     timer = loop.call_later(duration, session.stop, "duration elapsed") if duration else None
@@ -82,7 +87,7 @@ async def run_session(session: Session, front_ends: Sequence[FrontEnd],
     finally:
         if timer is not None:
             timer.cancel()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig, _ in STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
         # Each front end reads to SessionEnded; one that does not finish is cancelled.

@@ -57,6 +57,23 @@ def monitors(session: Session) -> list[Monitor]:
     return out
 
 
+def surface_monitors(session: Session, surface_id: int, channel_id: int | None = None
+                     ) -> list[Monitor]:
+    """Surface ``surface_id`` of each display channel that has it (only ``channel_id``'s when
+    given), lowest channel first, as Monitors: the cursor goes with a channel's first primary
+    surface, as in :func:`monitors`."""
+    shown = {(m.channel_id, m.surface.surface_id): m for m in monitors(session)}
+    out: list[Monitor] = []
+    for display in sorted(session.display_channels(), key=lambda d: d.channel_id):
+        if channel_id is not None and display.channel_id != channel_id:
+            continue
+        surface = display.surfaces.get(surface_id)
+        if surface is not None:
+            out.append(shown.get((display.channel_id, surface_id),
+                                 Monitor(display, surface, None)))
+    return out
+
+
 @dataclass(frozen=True)
 class Grab:
     """A copy of a monitor's pixels: ``pixels`` is (H, W, 4) RGBA for surfaces with alpha,

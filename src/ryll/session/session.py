@@ -38,6 +38,7 @@ from ryll.channels.events import (
     Event,
     GapOpened,
     SessionEnded,
+    SessionEstablished,
     WaitRequested,
 )
 from ryll.channels.inputs import InputsChannel
@@ -53,7 +54,7 @@ from ryll.session.connection import LinkedChannel, link_channel
 from ryll.session.input import InputController
 from ryll.session.latency import LatencyTracker
 from ryll.session.render_work import OFFLOAD_BYTES, RenderWork
-from ryll.session.screens import Grab, grab_monitor, monitors
+from ryll.session.screens import Grab, grab_monitor, monitors, surface_monitors
 from ryll.session.snapshot import SessionSnapshot, take_snapshot
 from ryll.session.target import Target
 
@@ -102,6 +103,8 @@ class Session:
         self.started_at = time.time()
         self._started_mono = time.monotonic()
         self.end: SessionEnd | None = None
+        # Main linked and every listed channel ryll speaks linked (SessionEstablished).
+        self.established = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: list[asyncio.StreamWriter] = []
         self._writer_of: dict[int, asyncio.StreamWriter] = {}  # id(channel) -> its writer
@@ -154,6 +157,16 @@ class Session:
             raise LookupError(f"no display {display} (displays: {len(screens)})")
         monitor = screens[display]
         return await self.render.run(grab_monitor, monitor, rect, with_cursor)
+
+    async def grab_surface(self, surface_id: int, channel_id: int | None = None,
+                           with_cursor: bool = False) -> Grab:
+        """A copy of one surface's pixels, as ``grab`` takes it: ``surface_id`` of display
+        channel ``channel_id`` (default: the lowest-numbered display channel that has it).
+        Raises LookupError when there is no such surface."""
+        for monitor in surface_monitors(self, surface_id, channel_id):
+            return await self.render.run(grab_monitor, monitor, None, with_cursor)
+        where = "" if channel_id is None else f" on display channel {channel_id}"
+        raise LookupError(f"no surface {surface_id}{where}")
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -233,10 +246,11 @@ class Session:
         self.publish(ChannelLinked(cls.channel_type, channel_id, channel.name, linked.tls))
         self._spawn(self._channel_loop(channel, linked.reader, linked.writer))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -379,6 +393,7 @@ class Session:
     def _link_listed(self, event: ChannelsListed) -> None:
         session_id = self.ctx.state.session_id
         assert session_id is not None  # CHANNELS_LIST only follows INIT, which sets it
+        links: list[asyncio.Task[None]] = []
         for cid in event.channels:
             key = (cid.type, cid.id)
             if key in self.channels:
@@ -392,8 +407,18 @@ class Session:
             if len(self.channels) >= MAX_LINKED_CHANNELS:
                 self.ctx.gaps.register("main:channel_cap", "too many channels listed")
                 break
-            self._spawn(self._link(cid.type, cid.id, session_id))
+            links.append(self._spawn(self._link(cid.type, cid.id, session_id)))
         self._drain_gaps()
+        if not self.established:
+            self._spawn(self._establish(links))
+
+    async def _establish(self, links: list[asyncio.Task[None]]) -> None:
+        """Once every listed channel has linked (or failed to: its error ends the session
+        or names a gap), the session is established: SessionEstablished, once."""
+        await asyncio.gather(*links, return_exceptions=True)
+        if not self.established and self._done is not None and not self._done.done():
+            self.established = True
+            self.publish(SessionEstablished(len(self.channels)))
 
     async def _wait_for(self, channel: Channel, event: WaitRequested) -> None:
         """Hold this channel until the named channels have handled the given serials."""
