@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import http.server
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,22 +18,37 @@ from cryptography.x509.oid import NameOID
 from ryll.errors import ConnectError, TLSError, UsageError
 from ryll.session.connection import check_subject, parse_subject
 from ryll.session.target import (
+    MAX_PASSWORD_FILE_BYTES,
     PASSWORD_ENV,
+    Proxy,
+    load_ca_file,
     load_vv_file,
     load_vv_url,
     parse_direct,
+    parse_proxy,
+    parse_secure_channels,
     parse_vv,
     resolve_password,
 )
 
 # A virt-viewer .vv file as libvirt / oVirt hand them out: the CA is one line with its newlines
 # written as the two characters backslash and n (virt-viewer-file.c reads it that way).
-CA_LINES = [
-    "-----BEGIN CERTIFICATE-----",
-    "MIIBszCCAVmgAwIBAgIUQ2hlY2tDQUNlcnRpZmljYXRlMAoGCCqGSM49BAMCMBMx",
-    "ETAPBgNVBAMMCHJ5bGwtY2EwHhcNMjQwMTAxMDAwMDAwWhcNMzQwMTAxMDAwMDAw",
-    "-----END CERTIFICATE-----",
-]
+
+
+def _self_signed_pem(cn: str) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(1)
+        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+CA_LINES = _self_signed_pem("ryll-ca").strip().splitlines()
 SUBJECT = "C=IL,L=Raanana,O=Red Hat\\, Inc.,CN=my server"
 VV = (
     "[virt-viewer]\n"
@@ -65,6 +81,8 @@ def _no_env_password(monkeypatch: pytest.MonkeyPatch) -> None:
         ("vm.example:5900:5901", "vm.example", 5900, 5901),
         ("[::1]:5900", "::1", 5900, None),
         ("[fe80::1]:1:65535", "fe80::1", 1, 65535),
+        ("vm.example::5901", "vm.example", None, 5901),
+        ("[::1]::5901", "::1", None, 5901),
     ],
 )
 def test_parse_direct(text: str, host: str, port: int, tls: int | None) -> None:
@@ -155,7 +173,9 @@ def test_password_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     pw_file.write_text("from-file\n")
     monkeypatch.setenv(PASSWORD_ENV, "from-env")
     vv_target, _ = parse_vv(VV)
-    assert resolve_password(vv_target, str(pw_file)).password == "s3cr#t;pw"
+    # --password-file wins over the .vv file's password, as its help says.
+    assert resolve_password(vv_target, str(pw_file)).password == "from-file"
+    assert resolve_password(vv_target, None).password == "s3cr#t;pw"
     direct = parse_direct("h:5900")
     assert resolve_password(direct, str(pw_file)).password == "from-file"
     assert resolve_password(direct, None).password == "from-env"
@@ -165,8 +185,9 @@ def test_password_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_password_file_strips_one_trailing_newline(tmp_path: Path) -> None:
     direct = parse_direct("h:5900")
-    for content, expected in [("pw\n", "pw"), ("pw", "pw"), ("pw\n\n", "pw\n"), (" pw ", " pw ")]:
-        (tmp_path / "pw").write_text(content)
+    for content, expected in [("pw\n", "pw"), ("pw", "pw"), ("pw\n\n", "pw\n"), (" pw ", " pw "),
+                              ("pw\r\n", "pw")]:
+        (tmp_path / "pw").write_bytes(content.encode())
         assert resolve_password(direct, str(tmp_path / "pw")).password == expected
 
 
@@ -337,3 +358,122 @@ def test_check_subject_with_email_address() -> None:
         _FakeSSL(der),  # type: ignore[arg-type]
         SUBJECT + ",emailAddress=admin@example.com",
     )
+
+
+# --- TLS-only --direct, proxy=, secure-channels=, ca, password files ----------------------
+
+
+def test_tls_only_direct_uses_tls_for_every_channel() -> None:
+    t = parse_direct("h::5901")
+    assert t.port is None and t.tls_port == 5901
+    assert t.uses_tls("main") and t.uses_tls("display")
+    plain = parse_direct("h:5900:5901")
+    assert not plain.uses_tls("main")
+
+
+@pytest.mark.parametrize("text", ["h::", "h:::5901", "h::x"])
+def test_tls_only_direct_errors(text: str) -> None:
+    with pytest.raises(UsageError):
+        parse_direct(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("http://proxy.example:8080", Proxy("proxy.example", 8080)),
+        ("proxy.example", Proxy("proxy.example", 3128)),
+        ("http://u%40x:p%3Aw@[::1]:3129/", Proxy("::1", 3129, "u@x", "p:w")),
+        ("http://user@p:1", Proxy("p", 1, "user", None)),
+    ],
+)
+def test_parse_proxy(text: str, want: Proxy) -> None:
+    got = parse_proxy(text)
+    assert (got.host, got.port, got.user, got.password) == (
+        want.host, want.port, want.user, want.password)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("socks5://p:1080", "only http://"),
+        ("https://p:443", "only http://"),
+        ("http://:8080", "no host"),
+        ("http://p:99999", "not a proxy URL"),
+        ("http://p:8080/path", "no path"),
+    ],
+)
+def test_parse_proxy_errors(text: str, why: str) -> None:
+    with pytest.raises(UsageError, match=why):
+        parse_proxy(text)
+
+
+def test_proxy_credentials_never_shown() -> None:
+    text = VV.replace("fullscreen=0", "proxy=http://alice:pr0xy-pw@proxy.example:3128\n"
+                      "secure-channels=main;inputs")
+    t, _ = parse_vv(text)
+    assert t.proxy is not None and t.proxy.password == "pr0xy-pw"
+    for shown in (repr(t), str(t.describe()), t.proxy.describe(), repr(t.proxy)):
+        assert "pr0xy-pw" not in shown and "alice" not in shown
+    assert t.describe()["proxy"] == "http://proxy.example:3128"
+
+
+def test_secure_channels() -> None:
+    text = VV.replace("fullscreen=0", "secure-channels=main;Inputs;")
+    t, _ = parse_vv(text)
+    assert t.secure_channels == {"main", "inputs"}
+    assert t.uses_tls("main") and t.uses_tls("inputs") and not t.uses_tls("display")
+    every, _ = parse_vv(VV.replace("fullscreen=0", "secure-channels=all"))
+    assert every.uses_tls("display") and every.uses_tls("cursor")
+    assert parse_secure_channels("") == frozenset()
+    with pytest.raises(UsageError, match="unknown channel 'bogus'"):
+        parse_secure_channels("main;bogus")
+    no_tls = "[virt-viewer]\ntype=spice\nhost=h\nport=5900\nsecure-channels=main\n"
+    with pytest.raises(UsageError, match="no tls-port"):
+        parse_vv(no_tls)
+
+
+def test_vv_single_use_ticket_is_recorded() -> None:
+    t, delete = parse_vv(VV)
+    assert delete and t.single_use
+    u, _ = parse_vv(VV.replace("delete-this-file=1", "delete-this-file=0"))
+    assert not u.single_use
+
+
+def test_vv_ca_that_is_not_pem_is_a_usage_error() -> None:
+    bad = VV.replace("ca=-----BEGIN", "ca=garbage-----BEGIN").replace("MII", "!!!")
+    with pytest.raises(UsageError, match="ca is not a PEM certificate") as info:
+        parse_vv(bad)
+    assert info.value.exit_code == 2
+
+
+def test_ca_file(tmp_path: Path) -> None:
+    pem = _self_signed_pem("a") + _self_signed_pem("b")
+    (tmp_path / "ca.pem").write_text(pem)
+    assert load_ca_file(tmp_path / "ca.pem").count("BEGIN CERTIFICATE") == 2
+    (tmp_path / "bad.pem").write_text("not a certificate\n")
+    with pytest.raises(UsageError, match="is not a PEM certificate"):
+        load_ca_file(tmp_path / "bad.pem")
+    with pytest.raises(UsageError, match="cannot read CA file"):
+        load_ca_file(tmp_path / "absent.pem")
+
+
+def test_password_file_checks(tmp_path: Path) -> None:
+    direct = parse_direct("h:5900")
+    latin = tmp_path / "latin1"
+    latin.write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(UsageError, match="not UTF-8"):
+        resolve_password(direct, str(latin))
+    huge = tmp_path / "huge"
+    huge.write_bytes(b"x" * (MAX_PASSWORD_FILE_BYTES + 1))
+    with pytest.raises(UsageError, match="larger than"):
+        resolve_password(direct, str(huge))
+    with pytest.raises(UsageError, match="Is a directory|not a regular file"):
+        resolve_password(direct, str(tmp_path))
+
+
+def test_password_file_that_is_a_fifo_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "pw.fifo"
+    os.mkfifo(fifo)
+    # No writer ever opens it: a plain open() would block for ever.
+    with pytest.raises(UsageError, match="not a regular file"):
+        resolve_password(parse_direct("h:5900"), str(fifo))

@@ -108,8 +108,13 @@ class Channel:
     # socket's latency samples; the other channels' would only be noise.
     reports_pings: ClassVar[bool] = False
     routes: ClassVar[dict[int, Route]] = {}
-    # Capabilities this handler implements; the session advertises exactly these.
+    # Capabilities this handler implements; the session advertises these (caps_for).
     channel_caps: ClassVar[tuple[int, ...]] = ()
+
+    @classmethod
+    def caps_for(cls, ctx: ChannelContext) -> tuple[int, ...]:
+        """The capabilities to advertise in a session with ``ctx``'s options."""
+        return cls.channel_caps
 
     def __init__(self, channel_id: int, ctx: ChannelContext, mini_header: bool = True) -> None:
         self.channel_id = channel_id

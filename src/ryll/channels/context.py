@@ -27,6 +27,8 @@ class DisplayOptions:
     # A SpiceImageCompression sent as PREFERRED_COMPRESSION after INIT
     # (--preferred-compression); None: send none and keep the server's setting.
     preferred_compression: int | None = None
+    # SpiceVideoCodecTypes whose CODEC_* caps are not advertised (--no-h264).
+    excluded_codecs: tuple[int, ...] = ()
 
 
 GLZ_WINDOW_MIN = 12 * 1024 * 1024
@@ -84,6 +86,17 @@ class ChannelContext:
     display_shared: DisplayShared = field(
         default_factory=lambda: DisplayShared(decoders=dict(DECODERS))
     )
+
+    def fresh(self) -> ChannelContext:
+        """A context for a new connection of the same session (a reconnect): the options, gaps
+        and tap carry over; the server's state, the caches and the meters start afresh (the
+        server resends everything a new connection needs), with the same limits."""
+        old = self.display_shared
+        shared = DisplayShared(decoders=dict(old.decoders), glz_max_bytes=old.glz_max_bytes,
+                               memory=MemoryBudget(old.memory.limit))
+        shared.images.max_bytes = old.images.max_bytes
+        return ChannelContext(gaps=self.gaps, tap=self.tap, display=self.display,
+                              display_shared=shared)
 
     @property
     def memory(self) -> MemoryBudget:

@@ -101,6 +101,14 @@ class DisplayChannel(Channel):
         *(VIDEO_CODEC_CAPS[c] for c in available_codecs()),
     )
 
+    @classmethod
+    def caps_for(cls, ctx: ChannelContext) -> tuple[int, ...]:
+        """Without the codecs the options exclude (--no-h264): the server never streams
+        what ryll said it does not decode."""
+        excluded = {VIDEO_CODEC_CAPS[c] for c in ctx.display.excluded_codecs
+                    if c in VIDEO_CODEC_CAPS}
+        return tuple(c for c in cls.channel_caps if c not in excluded)
+
     def __init__(self, channel_id: int, ctx: ChannelContext, mini_header: bool = True) -> None:
         super().__init__(channel_id, ctx, mini_header)
         self.canvas = Canvas(ctx.display_shared)

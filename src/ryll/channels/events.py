@@ -105,6 +105,24 @@ class SessionEstablished(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Reconnecting(Event):
+    """The server dropped the session and ``--reconnect`` links again after ``delay_s``
+    (attempt ``attempt`` of this disconnect). The channels and surfaces are gone until then."""
+
+    attempt: int
+    delay_s: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected(Event):
+    """A reconnect attempt linked the main channel: the session goes on (SessionEstablished
+    follows once the listed channels have linked)."""
+
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
 class ServerPinged(Event):
     """The server sent a PING (answered with a PONG before this is seen). The control
     socket's ``latency`` samples are the intervals between the main channel's."""

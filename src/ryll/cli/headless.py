@@ -38,6 +38,8 @@ class HeadlessOptions:
     screenshot: Path | None = None
     screenshot_cursor: bool = False
     image_cache_bytes: int | None = None
+    # --glz-dictionary-cap-mib: the bound on the GLZ dictionary's decoded pixels.
+    glz_dictionary_bytes: int | None = None
     # --max-memory-mib: the session's memory budget (ryll.budget); None keeps the default.
     max_memory_bytes: int | None = None
     # --resolution: asked of the guest agent once it is connected.
@@ -47,6 +49,8 @@ class HeadlessOptions:
     cadence: bool = False
     latency_file: Path | None = None
     control_socket: Path | None = None
+    # --reconnect: link again when the server drops the session (session.reconnect).
+    reconnect: bool = False
 
 
 def stats_line(session: Session) -> str:
@@ -165,7 +169,9 @@ async def run_headless(
     ctx = ChannelContext(display=opts.display or DisplayOptions())
     if opts.image_cache_bytes is not None:
         ctx.display_shared.images.max_bytes = opts.image_cache_bytes
+    if opts.glz_dictionary_bytes is not None:
+        ctx.display_shared.glz_max_bytes = opts.glz_dictionary_bytes
     if opts.max_memory_bytes is not None:
         ctx.memory.limit = opts.max_memory_bytes
-    session = Session(target, ctx)
+    session = Session(target, ctx, reconnect=opts.reconnect)
     return await run_session(session, front_ends(opts, out), opts.duration)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import re
 import sys
@@ -15,12 +16,14 @@ from ryll.budget import DEFAULT_LIMIT, MIB
 from ryll.channels.context import DisplayOptions
 from ryll.cli.headless import HeadlessOptions, run_headless
 from ryll.cli.pedantic import DEFAULT_DIR
-from ryll.errors import RyllError, UsageError
+from ryll.errors import RyllError, TLSError, UsageError
 from ryll.input.keys import KeyNameError, text_to_keystrokes
 from ryll.protocol.constants import ImageCompression, VideoCodecType
+from ryll.session.connection import parse_subject
 from ryll.session.input import MAX_TEXT
 from ryll.session.target import (
     Target,
+    load_ca_file,
     load_vv_file,
     load_vv_url,
     parse_direct,
@@ -31,6 +34,30 @@ from ryll.video import CODEC_NAMES, available_codecs
 EXIT_INTERRUPTED = 130
 # --preferred-compression values: SpiceImageCompression names, as spice-gtk's option spells them.
 PREFERRED_COMPRESSIONS = ("auto_glz", "auto_lz", "quic", "glz", "lz", "lz4", "off")
+
+
+# Rust ryll flags whose features later issues build: accepted by the parser so the message is
+# ours (one line, exit 2), never "unrecognized arguments".
+NOT_BUILT_YET = {
+    "web": "--web (the browser viewer) is not built yet",
+    "capture": "--capture is not built yet",
+    "bug_report_dir": "--bug-report-dir is not built yet",
+    "auto_snapshot_interval": "--auto-snapshot-interval is not built yet",
+    "auto_snapshot_cap": "--auto-snapshot-cap is not built yet",
+    "usb_disk": "--usb-disk (USB redirection) is not built yet",
+    "usb_disk_ro": "--usb-disk-ro (USB redirection) is not built yet",
+    "share_dir": "--share-dir (folder sharing) is not built yet",
+    "share_dir_ro": "--share-dir-ro (folder sharing) is not built yet",
+}
+
+
+def _compression(text: str) -> str:
+    """--preferred-compression: spice-gtk's names, with - or _ (the Rust ryll's auto-glz)."""
+    name = text.strip().lower().replace("-", "_")
+    if name not in PREFERRED_COMPRESSIONS:
+        raise argparse.ArgumentTypeError(
+            f"unknown compression {text!r} (of: {', '.join(PREFERRED_COMPRESSIONS)})")
+    return name
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--file", metavar="FILE.vv", help="connect as a virt-viewer .vv file says")
     src.add_argument("--url", metavar="URL", help="fetch a .vv file from URL and connect")
     p.add_argument("--password-file", metavar="PATH",
-                   help=f"read the password from PATH (else the .vv file or ${'RYLL_PASSWORD'})")
+                   help="read the password from PATH (it wins over the .vv file's; else the "
+                        "$RYLL_PASSWORD environment variable)")
+    p.add_argument("--ca-file", metavar="PATH",
+                   help="verify the server's TLS certificate against the PEM CA(s) in PATH "
+                        "(wins over the .vv file's ca; default: the system's CAs)")
+    p.add_argument("--host-subject", metavar="SUBJECT",
+                   help="the server certificate's subject must be SUBJECT, e.g. "
+                        "'C=IL,O=Red Hat,CN=my server' (then the host name is not checked)")
+    p.add_argument("--reconnect", action="store_true",
+                   help="when the server drops the session, reconnect after 1, 4 and 16 s "
+                        "(not for a .vv file's single-use ticket)")
     p.add_argument("--headless", action="store_true", help="run without a window")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="end after SECONDS")
     p.add_argument("--summary-json", type=Path, metavar="PATH",
@@ -55,9 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "PATH-1, PATH-2... for several)")
     p.add_argument("--screenshot-cursor", action="store_true",
                    help="draw the cursor (when visible) into the --screenshot images")
-    p.add_argument("--preferred-compression", choices=PREFERRED_COMPRESSIONS, metavar="KIND",
+    p.add_argument("--preferred-compression", type=_compression, metavar="KIND",
                    help="ask the server for this image compression: "
-                        + ", ".join(PREFERRED_COMPRESSIONS))
+                        + ", ".join(PREFERRED_COMPRESSIONS) + " (auto-glz also spelt so)")
     p.add_argument("--resolution", metavar="WxH",
                    help="once the guest agent is connected, ask it for a WxH display "
                         "(without an agent: logged, nothing else)")
@@ -90,6 +127,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control-socket", type=Path, metavar="PATH",
                    help="serve the JSON control protocol on a unix socket at PATH (mode 0600; "
                         "see docs/control-socket.md)")
+    # The Rust ryll's flags (its --help of 0.3.0), same meaning; README's table maps each one.
+    rust = p.add_argument_group("the Rust ryll's flags")
+    rust.add_argument("--enable-paste-as-keystrokes", action="store_true",
+                      help="accepted: ryll always types --paste-text and control-socket pastes "
+                           "as keystrokes")
+    rust.add_argument("--monitors", type=int, default=1, metavar="N",
+                      help="monitors to connect (default 1; ryll shows every display channel "
+                           "the server lists)")
+    rust.add_argument("--no-obey-guest-size", action="store_true",
+                      help="accepted: headless ryll has no window to fit to the guest's size")
+    rust.add_argument("--glz-dictionary-cap-mib", type=int, default=256, metavar="MIB",
+                      help="bound on the GLZ dictionary's decoded pixels (default 256)")
+    rust.add_argument("--experimental-h264", action="store_true",
+                      help="accepted: ryll decodes H.264 streams by default (PyAV)")
+    rust.add_argument("--no-h264", action="store_true",
+                      help="do not offer H.264: the server streams another codec")
+    for flag, metavar, later in (
+        ("--web", None, "the browser viewer"),
+        ("--capture", "DIR", "captures"),
+        ("--bug-report-dir", "DIR", "bug reports"),
+        ("--auto-snapshot-interval", "SECONDS", "auto-snapshots"),
+        ("--auto-snapshot-cap", "N", "auto-snapshots"),
+        ("--usb-disk", "IMAGE", "USB disks"),
+        ("--usb-disk-ro", "IMAGE", "USB disks"),
+        ("--share-dir", "DIR", "folder sharing"),
+        ("--share-dir-ro", None, "folder sharing"),
+    ):
+        text = f"not built yet ({later}): a usage error"
+        if metavar is None:
+            rust.add_argument(flag, action="store_true", help=text)
+        else:
+            rust.add_argument(flag, metavar=metavar, action="append", help=text)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     p.add_argument("--version", action="version", version=f"ryll {__version__}")
@@ -153,6 +222,15 @@ def resolve_target(args: argparse.Namespace) -> Target:
         target = load_vv_url(args.url)
     else:
         raise UsageError("one of --direct, --file or --url is required")
+    if args.ca_file is not None:
+        target = dataclasses.replace(target, ca_pem=load_ca_file(args.ca_file))
+    if args.host_subject is not None:
+        try:
+            if not parse_subject(args.host_subject):
+                raise TLSError("it is empty")
+        except TLSError as exc:
+            raise UsageError(f"--host-subject: {exc}") from None
+        target = dataclasses.replace(target, host_subject=args.host_subject)
     return resolve_password(target, args.password_file)
 
 
@@ -171,10 +249,18 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         verbose = args.verbose
         setup_logging(args.verbose, args.quiet)
+        for name, message in NOT_BUILT_YET.items():
+            if getattr(args, name):
+                raise UsageError(message)
         if not args.headless:
             raise UsageError("ryll has no viewer window yet: run it with --headless")
+        if not 1 <= args.monitors <= 16:
+            raise UsageError("--monitors must be 1..16")
+        if args.monitors != 1:
+            raise UsageError("--monitors: ryll shows every display the server lists; asking "
+                             "the guest for more heads is not built yet")
         for name in ("duration", "cache_size_mib", "glz_window_mib", "image_cache_cap_mib",
-                     "max_memory_mib"):
+                     "max_memory_mib", "glz_dictionary_cap_mib"):
             value = getattr(args, name)
             if value is not None and value <= 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive")
@@ -195,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             screenshot=args.screenshot,
             screenshot_cursor=args.screenshot_cursor,
             image_cache_bytes=args.image_cache_cap_mib << 20,
+            glz_dictionary_bytes=args.glz_dictionary_cap_mib << 20,
             max_memory_bytes=args.max_memory_mib << 20,
             resolution=resolution,
             paste_text=args.paste_text,
@@ -202,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             cadence=args.cadence,
             latency_file=args.latency_file,
             control_socket=args.control_socket,
+            reconnect=args.reconnect,
             display=DisplayOptions(
                 cache_bytes=args.cache_size_mib << 20,
                 glz_window_bytes=args.glz_window_mib << 20 if args.glz_window_mib else None,
@@ -210,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                     ImageCompression[args.preferred_compression.upper()]
                     if args.preferred_compression else None
                 ),
+                excluded_codecs=(VideoCodecType.H264,) if args.no_h264 else (),
             ),
         )
         end = asyncio.run(run_headless(target, opts))

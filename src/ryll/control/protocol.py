@@ -422,7 +422,10 @@ def validate_params(spec: MethodSpec, raw: dict[str, Any]) -> tuple[dict[str, An
 def parse_version(text: str) -> tuple[int, int]:
     """``"1.2"`` -> (1, 2); ValueError unless it is a dotted two-part version."""
     major, dot, minor = text.partition(".")
-    if not dot or not major.isdigit() or not minor.isdigit() or len(text) > 16:
+    # isascii: str.isdigit() also takes digits int() reads ("\u0661") and some it does not
+    # ("\u00b2"); a version is ASCII.
+    if (not dot or not text.isascii() or not major.isdigit() or not minor.isdigit()
+            or len(text) > 16):
         raise ValueError(f"protocol_version must be a dotted major.minor string, not {text!r}")
     return int(major), int(minor)
 
@@ -459,7 +462,10 @@ class LineBuffer:
             if line.strip():
                 lines.append(line)
         del self._buf[:start]
-        if len(self._buf) > self.limit:
+        # A line of exactly ``limit`` bytes may be waiting for the LF after its CR.
+        pending = len(self._buf)
+        if pending > self.limit and not (pending == self.limit + 1
+                                         and self._buf.endswith(b"\r")):
             raise LineTooLong()
         return lines
 

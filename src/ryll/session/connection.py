@@ -9,6 +9,7 @@ subject must equal it and the host name is not checked, otherwise the host name 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import socket
 import ssl
@@ -21,7 +22,7 @@ from ryll.errors import ConnectError, ProtocolError, RyllError, ServerClosedErro
 from ryll.protocol import link
 from ryll.protocol.constants import LINK_HEADER_SIZE, CommonCap
 from ryll.protocol.names import channel_name
-from ryll.session.target import Target
+from ryll.session.target import Proxy, Target
 
 log = logging.getLogger("ryll.session")
 
@@ -111,6 +112,66 @@ def check_subject(sslobj: ssl.SSLObject | ssl.SSLSocket | None, expected: str) -
         raise TLSError(f"TLS: server certificate subject {shown!r} does not match host-subject")
 
 
+# A proxy's answer to CONNECT is a status line and a few headers; more is not a proxy.
+MAX_PROXY_REPLY_BYTES = 16 * 1024
+
+
+async def _connect_via_proxy(
+    proxy: Proxy, host: str, port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP stream to ``host:port`` through an HTTP proxy's CONNECT tunnel (RFC 9110 9.3.6;
+    spice-gtk does the same through GIO's HTTP proxy)."""
+    reader, writer = await asyncio.open_connection(proxy.host, proxy.port, limit=1 << 20)
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    request = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+    if proxy.user is not None:
+        token = base64.b64encode(f"{proxy.user}:{proxy.password or ''}".encode()).decode()
+        request += f"Proxy-Authorization: Basic {token}\r\n"
+    writer.write((request + "\r\n").encode("utf-8"))
+    try:
+        await writer.drain()
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = await reader.read(1)  # bytes past the head stay in the reader
+            if not chunk:
+                raise ConnectError(f"the proxy {proxy.describe()} closed the connection "
+                                   "instead of answering CONNECT")
+            head += chunk
+            if len(head) > MAX_PROXY_REPLY_BYTES:
+                raise ConnectError(f"the proxy {proxy.describe()} sent an oversized reply "
+                                   "to CONNECT")
+    except (ConnectionError, OSError) as exc:
+        writer.close()
+        raise ConnectError(f"the proxy {proxy.describe()} failed: {exc}") from None
+    except ConnectError:
+        writer.close()
+        raise
+    status = head.split(b"\r\n", 1)[0].decode("latin-1")
+    parts = status.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].startswith("2"):
+        writer.close()
+        raise ConnectError(f"the proxy {proxy.describe()} refused CONNECT {authority}: "
+                           f"{status[:200]!r}")
+    return reader, writer
+
+
+async def _open(
+    target: Target, port: int, ssl_ctx: ssl.SSLContext | None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    server_hostname = target.host if ssl_ctx is not None else None
+    if target.proxy is None:
+        return await asyncio.open_connection(
+            target.host, port, ssl=ssl_ctx, server_hostname=server_hostname, limit=1 << 20)
+    reader, writer = await _connect_via_proxy(target.proxy, target.host, port)
+    if ssl_ctx is not None:
+        try:
+            await writer.start_tls(ssl_ctx, server_hostname=server_hostname)
+        except BaseException:
+            writer.close()
+            raise
+    return reader, writer
+
+
 async def open_stream(
     target: Target, tls: bool
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -119,15 +180,10 @@ async def open_stream(
         raise ConnectError(f"no {'TLS ' if tls else ''}port known for {target.host}")
     ssl_ctx = make_ssl_context(target) if tls else None
     where = f"{target.host}:{port}"
+    if target.proxy is not None:
+        where += f" through the proxy {target.proxy.describe()}"
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(
-                target.host, port, ssl=ssl_ctx,
-                server_hostname=target.host if tls else None,
-                limit=1 << 20,
-            ),
-            CONNECT_TIMEOUT_S,
-        )
+        reader, writer = await asyncio.wait_for(_open(target, port, ssl_ctx), CONNECT_TIMEOUT_S)
     except ssl.SSLCertVerificationError as exc:
         raise TLSError(f"TLS verification of {where} failed: {exc.verify_message}") from None
     except ssl.SSLError as exc:

@@ -37,6 +37,8 @@ from ryll.channels.events import (
     DisplayUpdated,
     Event,
     GapOpened,
+    Reconnected,
+    Reconnecting,
     SessionEnded,
     SessionEstablished,
     WaitRequested,
@@ -53,6 +55,7 @@ from ryll.session.bus import DEFAULT_QUEUE, EventBus, EventStream
 from ryll.session.connection import LinkedChannel, link_channel
 from ryll.session.input import InputController
 from ryll.session.latency import LatencyTracker
+from ryll.session.reconnect import Attempt, ReconnectLog
 from ryll.session.render_work import OFFLOAD_BYTES, RenderWork
 from ryll.session.screens import Grab, grab_monitor, monitors, surface_monitors
 from ryll.session.snapshot import SessionSnapshot, take_snapshot
@@ -97,8 +100,15 @@ class SessionEnd:
 class Session:
     target: Target
     ctx: ChannelContext = field(default_factory=ChannelContext)
+    # Link again when the server drops the session (session.reconnect; --reconnect).
+    reconnect: bool = False
 
     def __post_init__(self) -> None:
+        self.reconnects = ReconnectLog(enabled=self.reconnect, single_use=self.target.single_use)
+        self._stop_requested: SessionEnd | None = None
+        self._stop_event = asyncio.Event()
+        # Between a drop and the next attempt's link (--reconnect).
+        self.reconnecting = False
         self.channels: dict[tuple[int, int], LinkedInfo] = {}
         self.started_at = time.time()
         self._started_mono = time.monotonic()
@@ -179,6 +189,13 @@ class Session:
         assert self._done is not None, "connect() first"
         try:
             end = await self._done
+            while True:
+                await self._close_all()
+                outcome = await self._reconnect(end)
+                if isinstance(outcome, SessionEnd):
+                    end = outcome
+                    break
+                end = await outcome
         finally:
             await self._close_all()
         self.end = end
@@ -191,11 +208,67 @@ class Session:
         return await self.wait()
 
     def stop(self, message: str = "stopped") -> None:
-        self._finish(SessionEnd("stopped", message))
+        end = SessionEnd("stopped", message)
+        if self._stop_requested is None:
+            self._stop_requested = end
+            self._stop_event.set()
+        self._finish(end)
 
     def _finish(self, end: SessionEnd) -> None:
         if self._done is not None and not self._done.done():
             self._done.set_result(end)
+
+    async def _reconnect(self, end: SessionEnd) -> SessionEnd | asyncio.Future[SessionEnd]:
+        """After ``end``: link again as the reconnect policy says. Returns the new
+        connection's end to wait for, or the session's final end: ``end`` itself, the stop
+        that came during a wait, or ``end`` with the failed attempts' last error."""
+        last: RyllError | None = None
+        tried = 0
+        for number, delay in enumerate(self.reconnects.delays(end.reason), 1):
+            tried = number
+            attempt = Attempt(number, delay, end.message)
+            self.reconnects.attempts.append(attempt)
+            self._new_connection()
+            self.reconnecting = True
+            log.info("reconnect %d/%d in %.0f s (%s)", number, len(self.reconnects.backoff), delay,
+                     end.message)
+            self.publish(Reconnecting(number, delay, end.message))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_event.wait(), delay)
+            if self._stop_requested is not None:
+                self.reconnecting = False
+                attempt.error = "stopped before the attempt"
+                return self._stop_requested
+            self._new_connection()
+            try:
+                await self.connect()
+            except RyllError as exc:
+                self.reconnecting = number < len(self.reconnects.backoff)
+                last = exc
+                attempt.at, attempt.error = time.time(), str(exc)
+                log.warning("reconnect %d failed: %s", number, exc)
+                await self._close_all()
+                continue
+            attempt.at, attempt.ok = time.time(), True
+            self.reconnecting = False
+            self.publish(Reconnected(number))
+            assert self._done is not None
+            if self._stop_requested is not None:
+                self._finish(self._stop_requested)
+            return self._done
+        if last is not None:
+            return SessionEnd(
+                end.reason, f"{end.message}; {tried} reconnect attempts failed, the last: {last}",
+                last)
+        return end
+
+    def _new_connection(self) -> None:
+        """Forget the dropped connection's channels and server state (a reconnect)."""
+        self.channels = {}
+        self._writers = []
+        self._writer_of = {}
+        self.established = False
+        self.ctx = self.ctx.fresh()
 
     async def _close_all(self) -> None:
         for task in list(self._tasks):
@@ -213,10 +286,11 @@ class Session:
 
     async def _link(self, channel_type: int, channel_id: int, connection_id: int) -> None:
         cls = CHANNEL_CLASSES[channel_type]
-        use_tls = self.target.port is None
+        use_tls = self.target.uses_tls(channel_name(channel_type))
         try:
             linked = await link_channel(
-                self.target, use_tls, connection_id, channel_type, channel_id, cls.channel_caps
+                self.target, use_tls, connection_id, channel_type, channel_id,
+                cls.caps_for(self.ctx)
             )
         except NeedSecured:
             if self.target.tls_port is None:
@@ -228,7 +302,8 @@ class Session:
             log.info("%s channel: server requires TLS, switching to port %d",
                      channel_name(channel_type), self.target.tls_port)
             linked = await link_channel(
-                self.target, True, connection_id, channel_type, channel_id, cls.channel_caps
+                self.target, True, connection_id, channel_type, channel_id,
+                cls.caps_for(self.ctx)
             )
         self._start_channel(cls, channel_id, linked)
 

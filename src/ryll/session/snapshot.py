@@ -72,6 +72,7 @@ class SessionSnapshot:
     bytes_out: int
     end: dict[str, object] | None
     memory: dict[str, object]  # the session's memory budget (ryll.budget): limit, use, refusals
+    reconnects: dict[str, object]  # --reconnect: the policy and each attempt
 
     def as_dict(self) -> dict[str, object]:
         """The ``--summary-json`` document."""
@@ -97,6 +98,7 @@ class SessionSnapshot:
             "agent": self.agent,
             "gaps": self.gaps,
             "memory": self.memory,
+            "reconnects": self.reconnects,
             "end": self.end,
         }
 
@@ -111,6 +113,8 @@ def take_snapshot(session: Session) -> SessionSnapshot:
     end = session.end
     if end is not None:
         state = "ended"
+    elif session.reconnecting:
+        state = "reconnecting"
     elif session.channel(ChannelType.MAIN) is not None:
         state = "connected"
     else:
@@ -151,6 +155,7 @@ def take_snapshot(session: Session) -> SessionSnapshot:
         end=None if end is None else {"reason": end.reason, "message": end.message,
                                       "exit_code": end.exit_code},
         memory=session.ctx.memory.as_dict(),
+        reconnects=session.reconnects.as_dict(),
     )
 
 
