@@ -78,6 +78,13 @@ class SessionClosedError(RyllError):
     exit_code = 7
 
 
+class StoppedError(RyllError):
+    """The session was stopped (SIGINT, SIGTERM, SIGHUP, ``--duration``, ``stop()``) before it
+    had connected: there is nothing to show. A session stopped once connected ends with 0."""
+
+    exit_code = 130
+
+
 class WaitTimeout(RyllError, TimeoutError):
     """A wait of the Python API (or a front end built on it) ran out. A TimeoutError too, so
     ``except TimeoutError`` catches it; the subclasses say what did not happen."""

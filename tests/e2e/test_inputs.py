@@ -67,6 +67,30 @@ def test_paste_text_cli(input_vm: TestVM, tmp_path: Path) -> None:
                          timeout=15, after=off)
 
 
+def test_typing_floor(input_vm: TestVM) -> None:
+    """3000 characters asked for with no delay (at 0 ms a burst loses 99% of them in the
+    guest's keyboard queue): the floor (MIN_CHAR_DELAY_MS) gets every key there."""
+    text = ("aB!cD@eF#g" * 300)
+    off = input_vm.serial_offset()
+
+    async def body(session: Session) -> None:
+        await session.input.type_text(text, 0)
+
+    with_session(input_vm, body)
+    # Shifted characters are two key downs: 16 per 10 characters.
+    want = 1600 * len(text) // 1000
+
+    def downs() -> int:
+        return len(serial_lines(input_vm, r"ryll: key \d+ down", off))
+
+    deadline = time.monotonic() + 20
+    while downs() < want:
+        assert time.monotonic() < deadline, f"{downs()} of {want} key downs arrived"
+        time.sleep(0.2)
+    time.sleep(0.5)
+    assert downs() == want
+
+
 def test_extended_keys_and_modifiers(input_vm: TestVM) -> None:
     off = input_vm.serial_offset()
 

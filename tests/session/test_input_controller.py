@@ -33,6 +33,10 @@ class FakeSession:
     latency: LatencyTracker = field(default_factory=LatencyTracker)
     written: list[tuple[int, bytes]] = field(default_factory=list)
     published: list[object] = field(default_factory=list)
+    sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def display_size(self, display: int = 0) -> tuple[int, int] | None:
+        return self.sizes.get(display)
 
     def publish(self, event: object) -> None:
         self.published.append(event)
@@ -262,3 +266,48 @@ def test_latency_timeout_and_empty_summary() -> None:
     lat.display_updated()  # too late to be this key's answer
     s = lat.summary()
     assert s["count"] == 1 and s["unanswered"] == 2 and s["min_ms"] == 50.0
+
+
+def test_absolute_positions_are_clamped_to_the_display() -> None:
+    inp, s, _ = controller(mouse_mode=2)
+    s.sizes = {0: (640, 480), 1: (1024, 768)}
+    inp.mouse_move(5000, -20)
+    inp.mouse_move(1000, 700, display_id=1)
+    inp.mouse_move(-1, 99999, display_id=1)
+    inp.mouse_move_relative(5000, 0)
+    inp.mouse_move(7, 8, display_id=3)  # no such display: only negatives are raised
+    assert [body for _, body in s.written] == [
+        msgs.build_mouse_position(639, 0, 0, 0),
+        msgs.build_mouse_position(1000, 700, 0, 1),
+        msgs.build_mouse_position(0, 767, 0, 1),
+        msgs.build_mouse_position(1023, 767, 0, 1),
+        msgs.build_mouse_position(7, 8, 0, 3),
+    ]
+
+
+def test_server_mode_clamps_to_the_primary_display() -> None:
+    inp, s, _ = controller(mouse_mode=1)
+    s.sizes = {0: (640, 480)}
+    inp.mouse_move(100, 100)
+    inp.mouse_move(900, 900)
+    assert [body for _, body in s.written] == [
+        msgs.build_mouse_motion(100, 100, 0), msgs.build_mouse_motion(539, 379, 0)]
+
+
+def test_typing_never_goes_below_the_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ryll.session import input as input_module
+
+    inp, s, _ = controller()
+    sleeps: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(input_module.asyncio, "sleep", sleep)
+    run(inp.type_text("abc", 0))
+    assert sleeps == [input_module.MIN_CHAR_DELAY_MS / 1000] * 3
+    sleeps.clear()
+    run(inp.type_text("ab", 40))
+    assert sleeps == [0.04, 0.04]

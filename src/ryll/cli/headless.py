@@ -93,9 +93,9 @@ class Report(FrontEnd):
                 except StopAsyncIteration:
                     return
 
-    async def stop(self, session: Session, end: SessionEnd | None) -> None:
-        if end is None:
-            return
+    async def stop(self, session: Session, end: SessionEnd) -> None:
+        if not session.ever_connected:
+            return  # the CLI prints the one line that says why
         out = self.out
         print(stats_line(session), file=out)
         gaps = session.snapshot().gaps

@@ -7,14 +7,17 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import re
 import sys
 from pathlib import Path
+from typing import TextIO, cast
 
 from ryll import __version__
 from ryll.budget import DEFAULT_LIMIT, MIB
 from ryll.channels.context import DisplayOptions
 from ryll.cli.headless import HeadlessOptions, run_headless
+from ryll.cli.output import ResilientStdout, setup_logging
 from ryll.cli.pedantic import DEFAULT_DIR
 from ryll.errors import RyllError, TLSError, UsageError
 from ryll.input.keys import KeyNameError, text_to_keystrokes
@@ -159,8 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
             rust.add_argument(flag, action="store_true", help=text)
         else:
             rust.add_argument(flag, metavar=metavar, action="append", help=text)
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
-    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="debug logging with timestamps, and tracebacks")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="warnings and errors only (no stats or report lines)")
+    p.add_argument("--log-file", type=Path, metavar="PATH",
+                   help="also write every log record (debug included, timestamped) to PATH")
     p.add_argument("--version", action="version", version=f"ryll {__version__}")
     return p
 
@@ -234,13 +241,37 @@ def resolve_target(args: argparse.Namespace) -> Target:
     return resolve_password(target, args.password_file)
 
 
-def setup_logging(verbose: bool, quiet: bool) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def check_output_file(path: Path, flag: str) -> None:
+    """An output file the run will write: checked before connecting, so a typo costs one line
+    and exit 2, not the session's result."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: directory {parent} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{flag} {path}: not writable")
+
+
+def check_output_dir(path: Path, flag: str) -> None:
+    """An output directory (created now if missing, as the Rust ryll does)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot create it: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: not writable")
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    for flag, value in (("--screenshot", args.screenshot), ("--summary-json", args.summary_json),
+                        ("--latency-file", args.latency_file), ("--log-file", args.log_file)):
+        if value is not None:
+            check_output_file(value, flag)
+    if args.pedantic_dir is not None:
+        check_output_dir(args.pedantic_dir, "--pedantic-dir")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         verbose = args.verbose
-        setup_logging(args.verbose, args.quiet)
+        if args.log_file is not None:
+            check_output_file(args.log_file, "--log-file")
+        setup_logging(args.verbose, args.quiet, args.log_file)
         for name, message in NOT_BUILT_YET.items():
             if getattr(args, name):
                 raise UsageError(message)
@@ -272,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         video_codecs = parse_video_codecs(args.video_codecs) if args.video_codecs else ()
         resolution = parse_resolution(args.resolution) if args.resolution is not None else None
         check_paste(args)
+        check_outputs(args)
         target = resolve_target(args)
         pedantic_dir = args.pedantic_dir or (DEFAULT_DIR if args.pedantic else None)
         opts = HeadlessOptions(
@@ -301,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
                 excluded_codecs=(VideoCodecType.H264,) if args.no_h264 else (),
             ),
         )
-        end = asyncio.run(run_headless(target, opts))
+        out = cast(TextIO, ResilientStdout(sys.stdout, quiet=args.quiet))
+        end = asyncio.run(run_headless(target, opts, out))
         if end.error is not None:
             raise end.error
         return 0

@@ -21,6 +21,6 @@ class Summary(FrontEnd):
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    async def stop(self, session: Session, end: SessionEnd | None) -> None:
-        if end is not None:
-            write_summary(self.path, session.snapshot().as_dict())
+    async def stop(self, session: Session, end: SessionEnd) -> None:
+        # Written however the session ended, a failed connect included (its end says why).
+        write_summary(self.path, session.snapshot().as_dict())

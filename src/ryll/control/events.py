@@ -55,6 +55,8 @@ class EventTranslator:
         self.session_time = session_time
         self.monotonic = monotonic
         self._last_ping: float | None = None
+        # The agent state last published: agent_connected fires on transitions only.
+        self._agent_connected: bool | None = None
 
     def translate(self, event: Event) -> None:
         try:
@@ -80,9 +82,15 @@ class EventTranslator:
                                     "wallclock_us": wallclock_us()})
                 self._last_ping = now
         elif isinstance(event, AgentConnected):
-            pub("agent_connected", {"connected": True, "tokens": event.tokens})
+            # An agent that restarts is announced again with no disconnect between: that is no
+            # transition, and the specification's agent_connected "fires on transitions only".
+            if self._agent_connected is not True:
+                self._agent_connected = True
+                pub("agent_connected", {"connected": True, "tokens": event.tokens})
         elif isinstance(event, AgentDisconnected):
-            pub("agent_connected", {"connected": False, "error": event.error})
+            if self._agent_connected is not False:
+                self._agent_connected = False
+                pub("agent_connected", {"connected": False, "error": event.error})
         elif isinstance(event, SurfaceCreated):
             pub("surface_created", {
                 "channel_id": event.channel_id, "surface_id": event.surface_id,

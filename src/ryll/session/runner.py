@@ -18,6 +18,7 @@ import signal
 from collections.abc import Sequence
 
 from ryll.channels.events import Event, SessionEnded
+from ryll.errors import RyllError, StoppedError
 from ryll.session.bus import EventStream
 from ryll.session.session import Session, SessionEnd
 
@@ -32,16 +33,25 @@ STOP_SIGNALS = ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated"),
                 (signal.SIGHUP, "hung up"))
 
 
+# How long the end of a --duration may wait for front ends that still need something (the
+# first picture for --screenshot): bounded, so a server that never draws cannot hold ryll.
+READY_TIMEOUT_S = 10.0
+
+
 class FrontEnd:
     """Override what you need. ``start`` runs before connecting (a front end that cannot
     start, e.g. a control socket path in use, raises a UsageError and nothing connects);
-    ``run`` consumes the front end's events until the session ends; ``stop`` runs after the
-    end, front ends in the order they were given (reports before files)."""
+    ``run`` consumes the front end's events until the session ends; ``ready_to_end`` is
+    awaited (bounded by READY_TIMEOUT_S) when ``--duration`` runs out, before the session is
+    stopped; ``stop`` runs after the end, front ends in the order they were given (reports
+    before files), also when the session never connected. A front end that could not produce
+    what it was asked for sets ``failure``: the run's exit code says so."""
 
     name = "front end"
     # The event classes this front end reads (its subscription's filter); SessionEnded always
     # arrives, so the default reads nothing else.
     kinds: tuple[type[Event], ...] = (SessionEnded,)
+    failure: RyllError | None = None
 
     async def start(self, session: Session) -> None:
         """Before the session connects."""
@@ -51,35 +61,97 @@ class FrontEnd:
         async for _ in events:
             pass
 
-    async def stop(self, session: Session, end: SessionEnd | None) -> None:
-        """After the session ended (``end`` is None when it never connected)."""
+    async def ready_to_end(self, session: Session) -> None:
+        """The duration is over: return once this front end has what it needs."""
+
+    async def stop(self, session: Session, end: SessionEnd) -> None:
+        """After the session ended (``session.established`` says whether it ever connected
+        fully; ``end.error`` why it ended)."""
+
+
+def _install_signals(session: Session) -> list[int]:
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    for sig, why in STOP_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, session.stop, why)
+            installed.append(sig)
+    return installed
+
+
+def _remove_signals(installed: list[int]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in installed:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(sig)
+
+
+async def _end_after(session: Session, front_ends: Sequence[FrontEnd], duration: float) -> None:
+    """``--duration``: wait, let the front ends finish what they need (bounded), stop."""
+    await asyncio.sleep(duration)
+    waits = [asyncio.ensure_future(fe.ready_to_end(session)) for fe in front_ends]
+    if waits:
+        _, pending = await asyncio.wait(waits, timeout=READY_TIMEOUT_S)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+    session.stop("duration elapsed")
+
+
+async def _stop_all(session: Session, front_ends: Sequence[FrontEnd], end: SessionEnd) -> None:
+    for fe in front_ends:
+        try:
+            await fe.stop(session, end)
+        except Exception:  # one front end's failure must not lose the others' results
+            log.exception("%s: failed at the end of the session", fe.name)
+
+
+def _with_failures(end: SessionEnd, front_ends: Sequence[FrontEnd]) -> SessionEnd:
+    """A session that ended well but whose front end could not do its job exits with that."""
+    if end.error is not None:
+        return end
+    for fe in front_ends:
+        if fe.failure is not None:
+            return SessionEnd(end.reason, end.message, fe.failure)
+    return end
 
 
 async def run_session(session: Session, front_ends: Sequence[FrontEnd],
                       duration: float | None = None) -> SessionEnd:
     """Start the front ends, connect, run until the session ends (the server, ``duration``,
-    SIGINT/SIGTERM/SIGHUP or ``session.stop()``), then stop the front ends. Link errors propagate
-    (after every started front end has been stopped)."""
+    SIGINT/SIGTERM/SIGHUP, at any moment, or ``session.stop()``), then stop the front ends.
+    A failed connect (or a stop while connecting) is the returned end's error, after every
+    started front end has been stopped with it (so the summary says why)."""
     started: list[FrontEnd] = []
     streams: list[EventStream] = []
+    installed = _install_signals(session)
+    timer = None
     try:
         for fe in front_ends:
             await fe.start(session)
             started.append(fe)
         streams = [session.events(*fe.kinds) for fe in started]
+        if duration:
+            timer = asyncio.ensure_future(_end_after(session, started, duration))
         await session.connect()
-    except BaseException:
+    except RyllError as exc:
+        _remove_signals(installed)
+        if timer is not None:
+            timer.cancel()
         for stream in streams:
             stream.close()
-        for fe in reversed(started):
-            with contextlib.suppress(Exception):
-                await fe.stop(session, None)
+        reason = "stopped" if isinstance(exc, StoppedError) else "error"
+        end = SessionEnd(reason, str(exc), exc)
+        session.end = end
+        await _stop_all(session, started, end)
+        return end
+    except BaseException:
+        _remove_signals(installed)
+        if timer is not None:
+            timer.cancel()
+        for stream in streams:
+            stream.close()
         raise
-    loop = asyncio.get_running_loop()
-    for sig, why in STOP_SIGNALS:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, session.stop, why)
-    timer = loop.call_later(duration, session.stop, "duration elapsed") if duration else None
     tasks = [asyncio.ensure_future(_guarded(fe, session, stream))
              for fe, stream in zip(started, streams, strict=True)]
     try:
@@ -87,9 +159,7 @@ async def run_session(session: Session, front_ends: Sequence[FrontEnd],
     finally:
         if timer is not None:
             timer.cancel()
-        for sig, _ in STOP_SIGNALS:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(sig)
+        _remove_signals(installed)
         # Each front end reads to SessionEnded; one that does not finish is cancelled.
         _, pending = await asyncio.wait(tasks, timeout=DRAIN_TIMEOUT_S) if tasks else ((), ())
         for task in pending:
@@ -97,12 +167,8 @@ async def run_session(session: Session, front_ends: Sequence[FrontEnd],
         await asyncio.gather(*tasks, return_exceptions=True)
         for stream in streams:
             stream.close()
-    for fe in started:
-        try:
-            await fe.stop(session, end)
-        except Exception:  # one front end's failure must not lose the others' results
-            log.exception("%s: failed at the end of the session", fe.name)
-    return end
+    await _stop_all(session, started, end)
+    return _with_failures(end, started)
 
 
 async def _guarded(fe: FrontEnd, session: Session, events: EventStream) -> None:

@@ -45,7 +45,7 @@ from ryll.channels.events import (
 )
 from ryll.channels.inputs import InputsChannel
 from ryll.channels.main import MainChannel
-from ryll.errors import LinkError, ProtocolError, RyllError, ServerClosedError
+from ryll.errors import LinkError, ProtocolError, RyllError, ServerClosedError, StoppedError
 from ryll.protocol.constants import ChannelType, LinkResult
 from ryll.protocol.link import NeedSecured
 from ryll.protocol.messages.draw import Rect
@@ -109,6 +109,9 @@ class Session:
         self._stop_event = asyncio.Event()
         # Between a drop and the next attempt's link (--reconnect).
         self.reconnecting = False
+        # The main channel linked at least once (a failed connect leaves this False).
+        self.ever_connected = False
+        self._attempt: Attempt | None = None  # the reconnect attempt now linking
         self.channels: dict[tuple[int, int], LinkedInfo] = {}
         self.started_at = time.time()
         self._started_mono = time.monotonic()
@@ -168,6 +171,13 @@ class Session:
         monitor = screens[display]
         return await self.render.run(grab_monitor, monitor, rect, with_cursor)
 
+    def display_size(self, display: int = 0) -> tuple[int, int] | None:
+        """(width, height) of monitor ``display``, or None when there is no such monitor."""
+        screens = monitors(self)
+        if not 0 <= display < len(screens):
+            return None
+        return screens[display].surface.width, screens[display].surface.height
+
     async def grab_surface(self, surface_id: int, channel_id: int | None = None,
                            with_cursor: bool = False) -> Grab:
         """A copy of one surface's pixels, as ``grab`` takes it: ``surface_id`` of display
@@ -181,9 +191,26 @@ class Session:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Link the main channel; raises the link's error (auth, TLS, connect) directly."""
+        """Link the main channel; raises the link's error (auth, TLS, connect) directly, and
+        StoppedError when ``stop()`` comes first (a signal while connecting)."""
         self._done = asyncio.get_running_loop().create_future()
-        await self._link(ChannelType.MAIN, 0, connection_id=0)
+        if self._stop_requested is not None:
+            raise StoppedError(f"stopped before connecting ({self._stop_requested.message})")
+        link = asyncio.ensure_future(self._link(ChannelType.MAIN, 0, connection_id=0))
+        stop = asyncio.ensure_future(self._stop_event.wait())
+        try:
+            await asyncio.wait({link, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not link.done():
+                link.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await link
+        if link.cancelled():
+            assert self._stop_requested is not None
+            await self._close_all()
+            raise StoppedError(f"stopped while connecting ({self._stop_requested.message})")
+        link.result()
 
     async def wait(self) -> SessionEnd:
         assert self._done is not None, "connect() first"
@@ -240,18 +267,18 @@ class Session:
                 attempt.error = "stopped before the attempt"
                 return self._stop_requested
             self._new_connection()
+            self._attempt = attempt
             try:
                 await self.connect()
             except RyllError as exc:
+                self._attempt = None
                 self.reconnecting = number < len(self.reconnects.backoff)
                 last = exc
                 attempt.at, attempt.error = time.time(), str(exc)
                 log.warning("reconnect %d failed: %s", number, exc)
                 await self._close_all()
                 continue
-            attempt.at, attempt.ok = time.time(), True
-            self.reconnecting = False
-            self.publish(Reconnected(number))
+            # _start_channel marked the attempt good and published Reconnected as main linked.
             assert self._done is not None
             if self._stop_requested is not None:
                 self._finish(self._stop_requested)
@@ -309,6 +336,14 @@ class Session:
 
     def _start_channel(self, cls: type[Channel], channel_id: int, linked: LinkedChannel) -> None:
         channel = cls(channel_id, self.ctx, linked.mini_header)
+        if cls.channel_type == ChannelType.MAIN:
+            self.ever_connected = True
+            if self._attempt is not None:
+                # Before the channel's loop runs: Reconnected precedes SessionEstablished.
+                self._attempt.at, self._attempt.ok = time.time(), True
+                self.reconnecting = False
+                self.publish(Reconnected(self._attempt.number))
+                self._attempt = None
         channel.server_caps = linked.reply.channel_caps
         self.channels[(cls.channel_type, channel_id)] = LinkedInfo(channel, linked.tls, time.time())
         self._writers.append(linked.writer)
