@@ -29,3 +29,24 @@ def test_the_wheel_s_extensions_leave_out_the_test_encoders() -> None:
     assert "ryll.codecs._quic" in runtime and "ryll.render._pixels" in runtime
     assert "ryll.codecs._lz_enc" not in runtime
     assert dev - runtime == {"ryll.codecs._lz_enc"}
+
+
+def test_published_as_pyryll_with_the_ryll_command() -> None:
+    """PyPI's "ryll" is the Rust ryll's wheel: ours is "pyryll"; both commands run the CLI."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "pyryll"
+    assert project["scripts"] == {"ryll": "ryll.cli.main:main", "pyryll": "ryll.cli.main:main"}
+
+
+def test_the_installed_distribution_is_pyryll() -> None:
+    import subprocess
+    import sys
+    from importlib.metadata import distribution
+
+    dist = distribution("pyryll")
+    assert {e.name for e in dist.entry_points if e.group == "console_scripts"} == {
+        "ryll", "pyryll"}
+    pyryll = Path(sys.executable).parent / "pyryll"  # the venv's scripts, PATH or not
+    assert pyryll.is_file()
+    out = subprocess.run([str(pyryll), "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("ryll ")
