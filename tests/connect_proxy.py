@@ -106,3 +106,37 @@ class ConnectProxy:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+
+class Forwarder:
+    """Listens on ``host`` (e.g. the IPv6 loopback) and relays every connection to
+    127.0.0.1:``upstream_port``: a server reachable at an address QEMU does not listen on."""
+
+    def __init__(self, host: str, upstream_port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, 0), family=family)
+        self.port = int(self._listener.getsockname()[1])
+        self.upstream_port = upstream_port
+        self.connections = 0
+        self._socks: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def __enter__(self) -> Forwarder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.close()
+        for s in self._socks:
+            s.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            up = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self._socks += [conn, up]
+            threading.Thread(target=ConnectProxy._pump, args=(up, conn), daemon=True).start()
+            threading.Thread(target=ConnectProxy._pump, args=(conn, up), daemon=True).start()

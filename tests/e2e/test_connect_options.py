@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ryll.testvm import TestVM, make_tls_dir
-from tests.connect_proxy import ConnectProxy
+from tests.connect_proxy import ConnectProxy, Forwarder
 from tests.e2e.conftest import error_lines, run_ryll
 
 pytestmark = pytest.mark.e2e
@@ -185,3 +185,16 @@ def test_single_use_ticket_is_not_retried(plain_vm: TestVM, tmp_path: Path) -> N
     s = json.loads(summary.read_text())
     assert s["reconnects"]["attempts"] == []
     assert "single-use" in s["reconnects"]["refused"]
+
+
+def test_ipv6_direct_and_vv(plain_vm: TestVM, tmp_path: Path) -> None:
+    with Forwarder("::1", plain_vm.port) as fwd:
+        run = run_ryll(["--direct", f"[::1]:{fwd.port}", "--headless", "--duration", "1"],
+                       tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert run.summary is not None and run.summary["target"]["host"] == "::1"
+        vv = tmp_path / "v6.vv"
+        vv.write_text(f"[virt-viewer]\ntype=spice\nhost=::1\nport={fwd.port}\n")
+        run = run_ryll(["--file", str(vv), "--headless", "--duration", "1"], tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert fwd.connections == 8  # four channels, twice
