@@ -392,7 +392,8 @@ class ControlClient:
     def _dropped_line(self) -> bytes | None:
         """The ``dropped`` event, when it is due: the queue drained, or the count has waited
         DROPPED_MAX_DELAY_S. It is never itself dropped (it is not in the queue)."""
-        return None
+        if not self._dropped_unreported:
+            return None
         if self._events and time.monotonic() - self._dropped_since < DROPPED_MAX_DELAY_S:
             return None
         count, self._dropped_unreported = self._dropped_unreported, 0
