@@ -15,7 +15,6 @@ import asyncio
 import base64
 import io
 import json
-import logging
 import os
 import shutil
 import socket
@@ -421,8 +420,7 @@ def test_create_socket_replaces_a_stale_socket(sockdir: Path) -> None:
         sock.close()
 
 
-def test_a_path_taken_after_start_is_not_clobbered(sockdir: Path,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_a_path_taken_after_start_is_not_clobbered(sockdir: Path) -> None:
     path = sockdir / "c.sock"
     session = _session()
 
@@ -430,14 +428,15 @@ def test_a_path_taken_after_start_is_not_clobbered(sockdir: Path,
         session._done = asyncio.get_running_loop().create_future()
         async with serving(path, session, established=False) as srv:
             path.write_text("someone else's")
-            with caplog.at_level(logging.ERROR, logger="ryll.control"):
-                session.publish(SessionEstablished(1))
-                await wait_until(lambda: session._done is not None and session._done.done())
+            session.publish(SessionEstablished(1))
+            await wait_until(lambda: session._done is not None and session._done.done())
             assert not srv.listening
             end = session._done.result()
             assert end.reason == "stopped" and "not a socket" in end.message
+            # The run's exit code says it (runner._with_failures): a usage error, 2.
+            assert isinstance(srv.failure, UsageError) and "not a socket" in str(srv.failure)
+            assert srv.failure.exit_code == 2
         assert path.read_text() == "someone else's"
-        assert "not a socket" in caplog.text
 
     run(body)
 
@@ -1163,6 +1162,8 @@ def test_send_key_state_is_checked_before_the_channel(sockdir: Path) -> None:
             conn = await connect(path)
             assert await conn.error("send_key", {"scancode": 28, "state": "x"}) == "bad_state"
             assert await conn.error("send_key", {"scancode": 28}) == "no_channel"
+            # a scancode that is no key is bad_params whether or not a channel is linked
+            assert await conn.error("send_key", {"scancode": 0x7F00}) == "bad_params"
             assert await conn.error("type", {"text": "a"}) == "no_channel"
             assert await conn.error("paste", {"text": "a"}) == "no_channel"
             assert await conn.error("mouse_click", {}) == "no_channel"
@@ -1405,6 +1406,31 @@ def test_quit_ends_the_session(sockdir: Path) -> None:
             assert session._done.done()
             end = session._done.result()
             assert (end.reason, end.message) == ("stopped", "quit by the control socket")
+            await conn.close()
+
+    run(body)
+
+
+def test_a_paste_that_fails_unexpectedly_still_reports(
+    sockdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = sockdir / "c.sock"
+    session, _ = _inputs_session()
+
+    async def broken_type(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(session.input, "type_text", broken_type)
+
+    async def body() -> None:
+        async with serving(path, session):
+            conn = await connect(path)
+            await conn.result("subscribe", {"events": ["paste_failed"]})
+            await conn.call("paste", {"text": "hi"}, rid="p9")
+            ev = await conn.line()
+            assert ev == {"event": "paste_failed", "data": {
+                "request_id": "p9", "reason": "internal error: kaput"}}
+            assert "surfaces" in await conn.result("status")
             await conn.close()
 
     run(body)

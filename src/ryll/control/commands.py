@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,8 @@ from ryll.protocol.constants import ChannelType
 from ryll.session.input import InputController, InputUnavailable
 from ryll.session.screens import Grab
 from ryll.session.session import Session
+
+log = logging.getLogger("ryll.control")
 
 if TYPE_CHECKING:
     from ryll.control.server import ControlClient, ControlServer
@@ -74,10 +77,13 @@ class Commands:
         if state not in proto.KEY_STATES:
             raise ControlError(ErrorCode.BAD_STATE,
                                f"unrecognised state value {state[:32]!r} (down, up or press)")
+        code = None
+        if params["scancode"] is not None:
+            with _input_errors():  # a bad scancode is bad_params whatever is linked
+                code = from_logical(params["scancode"])
         controller = self._input()
         with _input_errors():
-            if params["scancode"] is not None:
-                code = from_logical(params["scancode"])
+            if code is not None:
                 if state == "down":
                     controller.scancode_down(code)
                 elif state == "up":
@@ -109,6 +115,11 @@ class Commands:
             raise
         except (ValueError, InputUnavailable) as exc:
             client.push_event("paste_failed", {"request_id": request_id, "reason": str(exc)})
+            return
+        except Exception as exc:  # a bug in ryll: the client still hears how its paste ended
+            log.exception("paste %r failed", request_id)
+            client.push_event("paste_failed", {"request_id": request_id,
+                                               "reason": f"internal error: {exc}"})
             return
         client.push_event("paste_completed", {"request_id": request_id,
                                               "chars_sent": done.characters})

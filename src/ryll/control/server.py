@@ -109,7 +109,8 @@ class ControlServer(FrontEnd):
         try:
             sock = create_socket(self.path)
         except UsageError as exc:  # the path changed since start(): nothing to serve on
-            log.error("%s", exc)
+            # The run's exit code says so (FrontEnd.failure); the one line is the CLI's.
+            self.failure = exc
             self.session.stop(str(exc))
             return
         st = os.stat(self.path)
