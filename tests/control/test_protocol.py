@@ -130,8 +130,9 @@ def test_whitespace_around_the_object_is_fine() -> None:
 
 
 def test_defaults_are_filled_in() -> None:
-    assert _req("send_key", {"scancode": 28}).params == {
-        "scancode": 28, "key": None, "state": "press"}
+    # send_key's state has no default (the specification): see test_bad_params
+    assert _req("send_key", {"scancode": 28, "state": "up"}).params == {
+        "scancode": 28, "key": None, "state": "up"}
     # paste's default delay is the Rust ryll's control-socket default, not the CLI's 16 ms
     assert proto.PASTE_CHAR_DELAY_MS == 10
     assert _req("paste", {"text": "hi"}).params == {"text": "hi", "char_delay_ms": 10}
@@ -151,8 +152,10 @@ def test_defaults_are_filled_in() -> None:
 def test_null_means_the_default() -> None:
     req = _req("paste", {"text": "hi", "char_delay_ms": None})
     assert req.params["char_delay_ms"] == 10
-    req = _req("send_key", {"scancode": 28, "key": None, "state": None})
+    req = _req("send_key", {"scancode": 28, "key": None, "state": "press"})
     assert req.params == {"scancode": 28, "key": None, "state": "press"}
+    with pytest.raises(ControlError, match="state is required"):
+        _req("send_key", {"scancode": 28, "state": None})  # null is the (absent) default
 
 
 def test_numbers_are_normalised() -> None:
@@ -168,8 +171,8 @@ def test_unknown_params_are_ignored_and_reported() -> None:
     assert req.params == {} and req.ignored == ("verbose", "extra")
     assert proto.result(req, {"a": 1}) == {
         "id": 1, "ok": True, "result": {"a": 1, "ignored_params": ["verbose", "extra"]}}
-    req = _req("send_key", {"scancode": 28, "sate": "up"})  # a typo does not go unnoticed
-    assert req.params["state"] == "press" and req.ignored == ("sate",)
+    req = _req("send_key", {"scancode": 28, "state": "up", "sacncode": 1})  # nor a typo
+    assert req.params["state"] == "up" and req.ignored == ("sacncode",)
 
 
 def test_huge_unknown_param_names_are_truncated() -> None:
@@ -197,7 +200,7 @@ def test_method_checked_values_pass_parsing() -> None:
         ("hello", {"protocol_version": "1.0", "client_name": "demo"}),
         ("hello", {"protocol_version": "9.9"}),  # the version is checked by the server
         ("send_key", {"scancode": 0xE04B, "state": "down"}),
-        ("send_key", {"scancode": 0xFFFF}),
+        ("send_key", {"scancode": 0xFFFF, "state": "press"}),
         ("send_key", {"key": "ctrl-alt-delete", "state": "up"}),
         ("paste", {"text": "", "char_delay_ms": 0}),
         ("paste", {"text": "x", "char_delay_ms": 1000}),
@@ -234,7 +237,7 @@ def test_subscribe_deduplicates_keeps_order_and_unknown_names() -> None:
 
 def test_every_method_parses_with_its_required_params() -> None:
     samples: dict[str, dict[str, Any]] = {
-        "hello": {"protocol_version": "1.2"}, "send_key": {"scancode": 28},
+        "hello": {"protocol_version": "1.2"}, "send_key": {"scancode": 28, "state": "press"},
         "paste": {"text": "a"}, "type": {"text": "a"}, "mouse_move": {"x": 1, "y": 1},
         "mouse_scroll": {"direction": "up"}, "clipboard_set": {"text": ""},
         "resolution": {"width": 8, "height": 8}, "subscribe": {"events": []},
@@ -344,8 +347,9 @@ def test_params_must_be_an_object(params: Any) -> None:
         ("hello", {}, "protocol_version is required"),
         ("hello", {"protocol_version": 1.2}, "protocol_version must be a string"),
         ("hello", {"protocol_version": "1.2", "client_name": 5}, "client_name must be a string"),
-        ("send_key", {}, "either scancode"),
-        ("send_key", {"scancode": 28, "key": "a"}, "either scancode"),
+        ("send_key", {"state": "press"}, "either scancode"),
+        ("send_key", {"scancode": 28, "key": "a", "state": "press"}, "either scancode"),
+        ("send_key", {"scancode": 28}, "state is required"),
         ("send_key", {"scancode": "28"}, "scancode must be an integer"),
         ("send_key", {"scancode": 28.0}, "scancode must be an integer"),
         ("send_key", {"scancode": True}, "scancode must be an integer"),
@@ -358,8 +362,8 @@ def test_params_must_be_an_object(params: Any) -> None:
         ("paste", {}, "text is required"),
         ("paste", {"text": None}, "text is required"),
         ("paste", {"text": 5}, "text must be a string"),
-        ("paste", {"text": "a", "char_delay_ms": -1}, "char_delay_ms must be in 0..1000"),
-        ("paste", {"text": "a", "char_delay_ms": 1000.5}, "char_delay_ms must be in"),
+        ("paste", {"text": "a", "char_delay_ms": -1}, "char_delay_ms must be in 0.."),
+        ("paste", {"text": "a", "char_delay_ms": 2.0**32}, "char_delay_ms must be in"),
         ("paste", {"text": "a", "char_delay_ms": "5"}, "char_delay_ms must be a number"),
         ("paste", {"text": "a", "char_delay_ms": True}, "char_delay_ms must be a number"),
         ("paste", {"text": "\ud800"}, "surrogate"),

@@ -495,12 +495,12 @@ def test_requests_before_hello_get_no_hello_yet_and_the_connection_stays(sockdir
                 reply = await conn.call(method, params, rid=f"early-{method}")
                 assert reply == {"id": f"early-{method}", "ok": False, "error": {
                     "code": "no_hello_yet", "message": "first request must be hello"}}
-            # parsing comes first: a bad line is still bad_request, an unknown verb
-            # unknown_method, bad params bad_params
+            # the hello rule comes before the method and its params (the specification): a
+            # line that is no request is still bad_request
             await conn.send(b"garbage\n")
             assert (await conn.line())["error"]["code"] == "bad_request"
-            assert await conn.error("frobnicate") == "unknown_method"
-            assert await conn.error("send_key", {}) == "bad_params"
+            assert await conn.error("frobnicate") == "no_hello_yet"
+            assert await conn.error("send_key", {}) == "no_hello_yet"
             # hello itself can be wrong and retried
             assert await conn.error("hello", {}) == "bad_params"
             assert await conn.error("hello", {"protocol_version": "1"}) == "bad_params"
@@ -636,7 +636,8 @@ def test_malformed_lines_get_errors_and_the_connection_survives(sockdir: Path) -
         (b'{"id":6,"method":"screenshot","params":{"format":"jpeg"}}', 6,
          "unsupported_format"),
         (b'{"id":7,"method":"screenshot","params":{}}', 7, "no_such_surface"),
-        (b'{"id":8,"method":"send_key","params":{"scancode":28}}', 8, "no_channel"),
+        (b'{"id":8,"method":"send_key","params":{"scancode":28,"state":"up"}}', 8,
+         "no_channel"),
         (b'{"id":9,"method":"clipboard_get","params":{}}', 9, "agent_not_connected"),
     ]
 
@@ -941,7 +942,8 @@ def test_session_ended_event_then_eof_and_not_connected(sockdir: Path) -> None:
             assert await conn.line() == {"event": "session_ended", "data": {
                 "reason": "stopped", "message": "duration elapsed", "exit_code": 0}}
             for method, params in (
-                ("send_key", {"key": "a"}), ("paste", {"text": "a"}), ("type", {"text": "a"}),
+                ("send_key", {"key": "a", "state": "press"}), ("paste", {"text": "a"}),
+                ("type", {"text": "a"}),
                 ("mouse_move", {"x": 1, "y": 1}), ("mouse_click", {}), ("mouse_down", {}),
                 ("mouse_up", {}), ("mouse_scroll", {"direction": "up"}),
                 ("clipboard_set", {"text": "a"}), ("clipboard_get", {}),
@@ -1122,10 +1124,10 @@ def test_send_key_by_scancode_and_by_name(sockdir: Path) -> None:
             conn = await connect(path)
             for params in (
                 {"scancode": 0x1E, "state": "press"},
-                {"scancode": 0x1E},  # state defaults to press
+                {"scancode": 0x1E, "state": "press"},
                 {"scancode": 0xE04B, "state": "down"},  # 0xE0 prefix in the high byte
                 {"scancode": 0xE0CB, "state": "up"},  # the break bit is ignored
-                {"key": "a"},
+                {"key": "a", "state": "press"},
                 {"key": "shift", "state": "down"},
                 {"key": "shift", "state": "up"},
             ):
@@ -1140,12 +1142,15 @@ def test_send_key_by_scancode_and_by_name(sockdir: Path) -> None:
             ]
             before = len(sent)
             for scancode in (0, 0x80, 0x4BE0, 0xE000, 0x1234):
-                assert await conn.error("send_key", {"scancode": scancode}) == "bad_params"
-            assert await conn.error("send_key", {"key": "nosuchkey"}) == "bad_params"
+                assert await conn.error("send_key", {"scancode": scancode,
+                                                     "state": "press"}) == "bad_params"
+            assert await conn.error("send_key", {"key": "nosuchkey",
+                                                 "state": "press"}) == "bad_params"
+            assert await conn.error("send_key", {"scancode": 0x1E}) == "bad_params"  # no state
             for state in ("sideways", "", "DOWN"):
                 assert await conn.error("send_key", {"scancode": 28, "state": state}) == (
                     "bad_state")
-            reply = await conn.call("send_key", {"key": "nosuchkey"}, rid="k")
+            reply = await conn.call("send_key", {"key": "nosuchkey", "state": "up"}, rid="k")
             assert reply["id"] == "k" and "nosuchkey" in reply["error"]["message"]
             assert len(sent) == before  # nothing went out for the refused ones
             await conn.close()
@@ -1161,9 +1166,10 @@ def test_send_key_state_is_checked_before_the_channel(sockdir: Path) -> None:
         async with serving(path, session):
             conn = await connect(path)
             assert await conn.error("send_key", {"scancode": 28, "state": "x"}) == "bad_state"
-            assert await conn.error("send_key", {"scancode": 28}) == "no_channel"
+            assert await conn.error("send_key", {"scancode": 28, "state": "up"}) == "no_channel"
             # a scancode that is no key is bad_params whether or not a channel is linked
-            assert await conn.error("send_key", {"scancode": 0x7F00}) == "bad_params"
+            assert await conn.error("send_key", {"scancode": 0x7F00,
+                                                 "state": "up"}) == "bad_params"
             assert await conn.error("type", {"text": "a"}) == "no_channel"
             assert await conn.error("paste", {"text": "a"}) == "no_channel"
             assert await conn.error("mouse_click", {}) == "no_channel"

@@ -245,7 +245,8 @@ METHODS: dict[str, MethodSpec] = {
     for spec in (
         MethodSpec(
             "hello",
-            {"client_name": Param(string(256), default=""),
+            # client_name is "not validated" (the specification): any string, logged cut short
+            {"client_name": Param(string(MAX_LINE_BYTES), default=""),
              "protocol_version": Param(string(32), required=True)},
             summary="negotiate the protocol version (first request of every connection)",
         ),
@@ -254,14 +255,15 @@ METHODS: dict[str, MethodSpec] = {
             "send_key",
             # state is checked by the method: a bad one is bad_state, not bad_params
             {"scancode": Param(integer(0, 0xFFFF)), "key": Param(string(64, allow_empty=False)),
-             "state": Param(string(16), default="press")},
+             "state": Param(string(16), required=True)},
             check=_key_check,
             summary="one key down, up or both, by set-1 scancode (1.3: or by name)",
         ),
         MethodSpec(
             "paste",
+            # char_delay_ms is the specification's u32 (a paste is cancelled with its client)
             {"text": Param(string(MAX_TYPE_CHARS), required=True),
-             "char_delay_ms": Param(number(0, 1000), default=PASTE_CHAR_DELAY_MS)},
+             "char_delay_ms": Param(number(0, 2**32 - 1), default=PASTE_CHAR_DELAY_MS)},
             summary="type text in the background; paste_completed / paste_failed follow",
         ),
         MethodSpec(
@@ -396,6 +398,22 @@ def parse_request(line: bytes) -> Request:
         raise ControlError(ErrorCode.BAD_PARAMS, f"{method}: {exc}", request_id,
                            has_id=True) from None
     return Request(method, params, request_id, ignored)
+
+
+def before_hello(line: bytes) -> ControlError | None:
+    """Before a successful hello, any request other than hello is ``no_hello_yet`` (the
+    specification's rule, checked before the method and its params are looked at); None when
+    the line is a hello or not a request at all (parse_request says what is wrong)."""
+    try:
+        obj = decode_json(line)
+    except ControlError:
+        return None
+    if not isinstance(obj, dict) or "id" not in obj or not _valid_id(obj["id"]):
+        return None
+    if obj.get("method") == "hello":
+        return None
+    return ControlError(ErrorCode.NO_HELLO_YET, "first request must be hello", obj["id"],
+                        has_id=True)
 
 
 def validate_params(spec: MethodSpec, raw: dict[str, Any]) -> tuple[dict[str, Any],

@@ -301,6 +301,11 @@ class ControlClient:
             await asyncio.wait_for(self.writer.drain(), max(0.0, deadline - loop.time()))
 
     async def _handle_line(self, line: bytes) -> None:
+        early = None if self.greeted else proto.before_hello(line)
+        if early is not None:
+            self._send(proto.error_for(early))
+            await self._wait_for_room()
+            return
         try:
             request = proto.parse_request(line)
         except proto.ControlError as exc:
