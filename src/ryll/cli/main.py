@@ -120,9 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="video codecs the server should prefer for streams, best first, e.g. "
                         f"h264,vp8,mjpeg (of: {', '.join(CODEC_NAMES)})")
     p.add_argument("--paste-text", metavar="TEXT",
-                   help="type TEXT as keystrokes (US layout) once the guest display is up")
+                   help="type TEXT as keystrokes (US layout) once the guest display is up; "
+                        "a newline character is Return (bash: $'ls\\n'), the two characters "
+                        "\\n are a backslash and an n")
     p.add_argument("--paste-char-delay-ms", type=float, default=16, metavar="MS",
-                   help="pause between --paste-text characters (default 16)")
+                   help="pause between --paste-text characters (default 16, at least 5)")
     p.add_argument("--cadence", action="store_true",
                    help="press Space every 2 s and measure input-to-display latency")
     p.add_argument("--latency-file", type=Path, metavar="PATH",
