@@ -150,7 +150,8 @@ def test_notify_is_logged_with_its_severity(caplog: pytest.LogCaptureFixture) ->
         ch.receive_data(frame(BaseServer.NOTIFY, NOTIFY[:8] + b"\x02" + NOTIFY[9:]))
         ch.receive_data(frame(BaseServer.NOTIFY, NOTIFY[:8] + b"\x00" + NOTIFY[9:]))
     recs = [r for r in caplog.records if r.name == "ryll.main"]
-    assert [r.levelno for r in recs] == [logging.WARNING, logging.ERROR, logging.INFO]
+    # spice-server's WARN "keyboard channel is insecure" (every plain link) is advice: INFO.
+    assert [r.levelno for r in recs] == [logging.INFO, logging.ERROR, logging.INFO]
     assert "(warn): keyboard channel is insecure" in recs[0].getMessage()
     assert "(error)" in recs[1].getMessage()
     assert "(info)" in recs[2].getMessage()

@@ -289,7 +289,7 @@ class Channel:
 
     def _on_notify(self, note: msgs.Notify) -> None:
         level = _NOTIFY_LEVELS.get(note.severity, logging.WARNING)  # type: ignore[call-overload]
-        if note.text.endswith("channel is insecure"):
+        if note.severity == NotifySeverity.WARN and note.text.endswith("channel is insecure"):
             # spice-server says so (as a warning) on every plain inputs link: advice about
             # the deployment, not a fault of this session.
             level = logging.INFO
