@@ -51,5 +51,6 @@ def run_ryll(
 
 
 def error_lines(stderr: str) -> list[str]:
-    """The lines ryll prints on stderr that are not log records."""
-    return [line for line in stderr.splitlines() if line.startswith("ryll:")]
+    """The error lines ryll prints on stderr (``ryll: error: ...``); the info records are
+    plain ``ryll: ...`` lines and warnings ``ryll: warning: ...``."""
+    return [line for line in stderr.splitlines() if line.startswith("ryll: error:")]
