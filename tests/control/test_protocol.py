@@ -394,6 +394,7 @@ def test_params_must_be_an_object(params: Any) -> None:
         ("mouse_move", {"dx": -65536, "dy": 0}, "dx must be in"),
         ("mouse_move", {"x": 1, "y": 2, "display": 16}, "display must be in"),
         ("mouse_click", {"x": 1}, "x and y go together"),
+        ("mouse_click", {"display": 1}, "display goes with x and y"),
         ("mouse_click", {"button": "fourth"}, "button must be one of"),
         ("mouse_down", {"button": 1}, "button must be a string"),
         ("mouse_scroll", {}, "direction is required"),

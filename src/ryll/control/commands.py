@@ -231,6 +231,8 @@ class Commands:
         except TimeoutError:
             raise ControlError(ErrorCode.TIMEOUT,
                                "the guest did not send its clipboard in time") from None
+        except AgentUnavailable as exc:  # the agent went (or cannot do clipboards) meanwhile
+            raise ControlError(ErrorCode.AGENT_NOT_CONNECTED, str(exc)) from exc
         return {"text": text}
 
     async def resolution(self, request: Request, client: ControlClient) -> dict[str, Any]:

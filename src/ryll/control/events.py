@@ -27,6 +27,7 @@ from ryll.channels.events import (
     GapOpened,
     LatencyMeasured,
     MouseModeChanged,
+    Reconnecting,
     ServerPinged,
     SessionEnded,
     SurfaceCreated,
@@ -87,6 +88,13 @@ class EventTranslator:
             if self._agent_connected is not True:
                 self._agent_connected = True
                 pub("agent_connected", {"connected": True, "tokens": event.tokens})
+        elif isinstance(event, Reconnecting):
+            # The dropped connection took the agent with it (nothing else will say so), and
+            # the next PING interval would span the outage.
+            self._last_ping = None
+            if self._agent_connected:
+                self._agent_connected = False
+                pub("agent_connected", {"connected": False, "error": 0})
         elif isinstance(event, AgentDisconnected):
             if self._agent_connected is not False:
                 self._agent_connected = False

@@ -232,6 +232,12 @@ def _move_check(args: dict[str, Any]) -> None:
         raise ValueError("display goes with x and y, not with dx and dy")
 
 
+def _click_check(args: dict[str, Any]) -> None:
+    _both_or_neither(("x", "y"))(args)
+    if args.get("display") is not None and args.get("x") is None:
+        raise ValueError("display goes with x and y")
+
+
 def _key_check(args: dict[str, Any]) -> None:
     if (args.get("scancode") is None) == (args.get("key") is None):
         raise ValueError("give either scancode (a set-1 make code) or key (a key name)")
@@ -297,7 +303,7 @@ METHODS: dict[str, MethodSpec] = {
             "mouse_click",
             {"button": _BUTTON, "x": Param(integer(0, MAX_COORD)),
              "y": Param(integer(0, MAX_COORD)), "display": _DISPLAY},
-            check=_both_or_neither(("x", "y")),
+            check=_click_check,
             summary="click a button, optionally at x,y first", since="1.3",
         ),
         MethodSpec("mouse_down", {"button": _BUTTON}, summary="press a mouse button",
