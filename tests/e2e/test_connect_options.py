@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 from ryll.testvm import TestVM, make_tls_dir
 from tests.connect_proxy import ConnectProxy, Forwarder
 from tests.e2e.conftest import error_lines, run_ryll
+from tests.e2e.ctlspec_client import SpecClient
 
 pytestmark = pytest.mark.e2e
 
@@ -144,16 +147,33 @@ def plain_vm():
 
 def test_reconnect_across_a_qemu_restart(plain_vm: TestVM, tmp_path: Path) -> None:
     summary = tmp_path / "s.json"
+    sock_dir = Path(tempfile.mkdtemp(prefix="ryll-rc-"))  # unix socket paths are short
+    sock = sock_dir / "c.sock"
     proc = _spawn(["--direct", f"127.0.0.1:{plain_vm.port}", "--headless", "--reconnect",
-                   "--duration", "25", "--summary-json", str(summary)], tmp_path)
+                   "--duration", "25", "--summary-json", str(summary),
+                   "--control-socket", str(sock)], tmp_path)
     try:
         _wait_established(plain_vm, proc)
+        client = SpecClient.connect(str(sock), protocol_version="1.3")
+        client.subscribe("reconnecting", "reconnected")
         plain_vm.stop()
+        first = client.wait_event("reconnecting", timeout=10)
+        assert first["attempt"] == 1 and first["delay_s"] == 1.0
+        assert client.status()["session"]["state"] == "reconnecting"
+        assert client.status()["spice_connected"] is False
         plain_vm.start()
+        back = client.wait_event("reconnected", timeout=30)
+        deadline = time.monotonic() + 10
+        while not client.status()["spice_connected"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert sock.exists()  # the socket stayed through the reconnect
+        client.close()
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+        shutil.rmtree(sock_dir, ignore_errors=True)
     assert proc.returncode == 0, err
     s = json.loads(summary.read_text())
     attempts = s["reconnects"]["attempts"]
@@ -163,6 +183,7 @@ def test_reconnect_across_a_qemu_restart(plain_vm: TestVM, tmp_path: Path) -> No
     assert {c["name"] for c in s["channels"]} == {"main", "display", "inputs", "cursor"}
     assert s["end"]["message"] == "duration elapsed"
     assert "reconnect 1/3 in 1 s" in err
+    assert back["attempt"] == attempts[-1]["number"]
 
 
 def test_single_use_ticket_is_not_retried(plain_vm: TestVM, tmp_path: Path) -> None:

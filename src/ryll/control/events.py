@@ -27,6 +27,7 @@ from ryll.channels.events import (
     GapOpened,
     LatencyMeasured,
     MouseModeChanged,
+    Reconnected,
     Reconnecting,
     ServerPinged,
     SessionEnded,
@@ -95,6 +96,10 @@ class EventTranslator:
             if self._agent_connected:
                 self._agent_connected = False
                 pub("agent_connected", {"connected": False, "error": 0})
+            pub("reconnecting", {"attempt": event.attempt, "delay_s": event.delay_s,
+                                 "reason": event.reason})
+        elif isinstance(event, Reconnected):
+            pub("reconnected", {"attempt": event.attempt})
         elif isinstance(event, AgentDisconnected):
             if self._agent_connected is not False:
                 self._agent_connected = False

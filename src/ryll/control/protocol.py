@@ -199,6 +199,8 @@ EVENTS: dict[str, str] = {
     "input_latency": "1.3",  # an input-to-display latency sample
     "clipboard": "1.3",  # the guest put text on its clipboard
     "session_ended": "1.3",  # the SPICE session ended; ryll is about to close the socket
+    "reconnecting": "1.3",  # --reconnect: the server dropped the session, an attempt follows
+    "reconnected": "1.3",  # --reconnect: an attempt linked the main channel
 }
 
 KEY_STATES = ("down", "up", "press")
