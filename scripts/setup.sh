@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libpixman-1-0                                    # pixman, the bit-exact composite reference
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
                                                    # spice-server's VP8/VP9/H.264 stream encoders
+  tshark                                           # Wireshark's SPICE dissector: the pcap tests
   ca-certificates
 )
 missing=()
