@@ -497,21 +497,9 @@ def create_socket(path: Path) -> socket.socket:
     a ryll that died); a live socket, a regular file, a directory or a symlink is refused with
     a UsageError, so ``--control-socket`` can never clobber a file.
     """
+    check_socket_path(path)
     path_str = os.fspath(path)
-    if len(os.fsencode(path_str)) >= 108:  # sun_path is 108 bytes on Linux, NUL included
-        raise UsageError(f"--control-socket: path too long for a unix socket: {path}")
-    try:
-        st = os.lstat(path_str)
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise UsageError(f"--control-socket: cannot use {path}: {exc.strerror}") from None
-    if st is not None:
-        if not stat.S_ISSOCK(st.st_mode):
-            raise UsageError(f"--control-socket: {path} exists and is not a socket; "
-                             "refusing to replace it")
-        if _socket_is_live(path_str):
-            raise UsageError(f"--control-socket: {path} is in use by another process")
+    if os.path.lexists(path_str):  # a stale socket: check_socket_path refused anything else
         try:
             os.unlink(path_str)
         except OSError as exc:

@@ -266,7 +266,6 @@ class Session:
                 self.reconnecting = False
                 attempt.error = "stopped before the attempt"
                 return self._stop_requested
-            self._new_connection()
             self._attempt = attempt
             try:
                 await self.connect()
