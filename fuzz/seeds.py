@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 from tests.codecs.test_lz import _pack  # palette indices packed as LZ PLT rows
+from tests.fixtures.records import Record, read_capture
 
-from ryll.capture import Record, read_capture
 from ryll.codecs import _lz_enc  # type: ignore[attr-defined]
 from ryll.codecs import lz as L
 from ryll.codecs.quic import GRAY, RGB16, RGB24, RGB32, RGBA, encode_quic

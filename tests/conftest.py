@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from ryll.capture import Record
 from tests.fixtures import loader
+from tests.fixtures.records import Record
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 from tests.fixtures.loader import body, channel_records, records, server_records
+from tests.fixtures.records import Record
 
-from ryll.capture import Record
 from ryll.channels.base import Channel
 from ryll.channels.context import ChannelContext
 from ryll.channels.cursor import CursorChannel

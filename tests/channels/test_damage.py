@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tests.fixtures.loader import server_records
+from tests.fixtures.records import read_capture
 from tests.render import builders as B
 
-from ryll.capture import read_capture
 from ryll.channels.context import ChannelContext
 from ryll.channels.display import DisplayChannel
 from ryll.channels.events import DisplayUpdated

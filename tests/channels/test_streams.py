@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import simplejpeg
+from tests.fixtures.records import Record, read_capture
 from tests.video.encode import ENCODERS, bgr, encode
 
-from ryll.capture import Record, read_capture
 from ryll.channels.context import ChannelContext
 from ryll.channels.display import DisplayChannel
 from ryll.channels.events import DisplayUpdated, Event

@@ -285,7 +285,7 @@ def test_the_insecure_keyboard_notice_is_info(caplog: pytest.LogCaptureFixture) 
     ("args", "needle"),
     [
         (["--web"], "--web (the browser viewer) is not built yet"),
-        (["--capture", "d"], "--capture is not built yet"),
+        (["--capture", "/dev/null/d"], "--capture /dev/null/d: cannot create it"),
         (["--usb-disk", "x.img"], "--usb-disk (USB redirection) is not built yet"),
         (["--share-dir", "d"], "--share-dir (folder sharing) is not built yet"),
         (["--bug-report-dir", "d"], "--bug-report-dir is not built yet"),

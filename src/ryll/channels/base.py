@@ -137,6 +137,7 @@ class Channel:
         # starting at 1 (spice-gtk in_serial); WAIT_FOR_CHANNELS waits on it.
         self.last_serial = 0
         self.server_caps: tuple[int, ...] = ()
+        self.server_common_caps: tuple[int, ...] = ()  # both as the link reply's u32 words
         self.disconnect_reason: int | None = None
 
     # --- bytes in, bytes out -------------------------------------------------------------

@@ -20,6 +20,7 @@ from ryll.cli.inputs import Cadence, Paste
 from ryll.cli.pedantic import Pedantic
 from ryll.cli.screenshot import Screenshots
 from ryll.cli.summary import Summary
+from ryll.diagnostics.capture import Capture
 from ryll.session.bus import EventStream
 from ryll.session.runner import FrontEnd, run_session
 from ryll.session.session import Session, SessionEnd
@@ -51,6 +52,8 @@ class HeadlessOptions:
     control_socket: Path | None = None
     # --reconnect: link again when the server drops the session (session.reconnect).
     reconnect: bool = False
+    # --capture: pcaps, metadata.json and the display video (diagnostics.capture).
+    capture_dir: Path | None = None
 
 
 def stats_line(session: Session) -> str:
@@ -145,6 +148,8 @@ def front_ends(opts: HeadlessOptions, out: TextIO) -> list[FrontEnd]:
     chosen: list[FrontEnd] = []
     if opts.control_socket is not None:
         chosen.append(ControlServer(opts.control_socket))
+    if opts.capture_dir is not None:
+        chosen.append(Capture(opts.capture_dir))
     chosen.append(Report(out, opts.stats_interval))
     if opts.resolution is not None:
         chosen.append(Resolution(*opts.resolution))

@@ -19,6 +19,7 @@ from ryll.channels.context import DisplayOptions
 from ryll.cli.headless import HeadlessOptions, run_headless
 from ryll.cli.output import ResilientStdout, setup_logging
 from ryll.cli.pedantic import DEFAULT_DIR
+from ryll.diagnostics.capture import check_capture_dir
 from ryll.errors import RyllError, TLSError, UsageError
 from ryll.input.keys import KeyNameError, text_to_keystrokes
 from ryll.protocol.constants import ImageCompression, VideoCodecType
@@ -43,7 +44,6 @@ PREFERRED_COMPRESSIONS = ("auto_glz", "auto_lz", "quic", "glz", "lz", "lz4", "of
 # ours (one line, exit 2), never "unrecognized arguments".
 NOT_BUILT_YET = {
     "web": "--web (the browser viewer) is not built yet",
-    "capture": "--capture is not built yet",
     "bug_report_dir": "--bug-report-dir is not built yet",
     "auto_snapshot_interval": "--auto-snapshot-interval is not built yet",
     "auto_snapshot_cap": "--auto-snapshot-cap is not built yet",
@@ -148,9 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="accepted: ryll decodes H.264 streams by default (PyAV)")
     rust.add_argument("--no-h264", action="store_true",
                       help="do not offer H.264: the server streams another codec")
+    rust.add_argument("--capture", type=Path, metavar="DIR",
+                      help="record the session into DIR: one pcap per channel (decrypted, "
+                           "Wireshark decodes it), metadata.json, and display.mp4 of the "
+                           "primary monitor")
     for flag, metavar, later in (
         ("--web", None, "the browser viewer"),
-        ("--capture", "DIR", "captures"),
         ("--bug-report-dir", "DIR", "bug reports"),
         ("--auto-snapshot-interval", "SECONDS", "auto-snapshots"),
         ("--auto-snapshot-cap", "N", "auto-snapshots"),
@@ -274,6 +277,8 @@ def check_outputs(args: argparse.Namespace) -> None:
             check_output_file(value, flag)
     if args.pedantic_dir is not None:
         check_output_dir(args.pedantic_dir, "--pedantic-dir")
+    if args.capture is not None:
+        check_capture_dir(args.capture)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             latency_file=args.latency_file,
             control_socket=args.control_socket,
             reconnect=args.reconnect,
+            capture_dir=args.capture,
             display=DisplayOptions(
                 cache_bytes=args.cache_size_mib << 20,
                 glz_window_bytes=args.glz_window_mib << 20 if args.glz_window_mib else None,

@@ -7,7 +7,8 @@ server 10.0.0.2:5900, sequence and acknowledgement numbers that make one valid T
 channel, chunks over one segment split across several, times relative to the session's start.
 Going beyond it, each conversation opens with a TCP handshake (SYN, SYN-ACK, ACK), so
 Wireshark follows the stream from its first byte; the caller writes the link phase as the
-first chunks, which lets Wireshark's SPICE dissector decode every message.
+first chunks, which lets Wireshark's SPICE dissector decode the messages (all of the server's;
+the client's up to the first one it has no decoder for: see pcap_read).
 
 Checksums are real (RFC 791, RFC 9293), so nothing shows as malformed. The link phase must be
 written as its separate steps (SpiceLinkMess, SpiceLinkReply, the auth mechanism, the ticket,

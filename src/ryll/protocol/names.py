@@ -11,6 +11,7 @@ message when tracing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum, IntEnum
 
 from ryll.protocol.constants import (
@@ -20,9 +21,16 @@ from ryll.protocol.constants import (
     BaseClient,
     BaseServer,
     ChannelType,
+    CommonCap,
+    DisplayCap,
+    InputsCap,
+    MainCap,
+    PlaybackCap,
+    RecordCap,
+    SpicevmcCap,
 )
 
-__all__ = ["Direction", "channel_name", "message_name", "MESSAGE_NAMES"]
+__all__ = ["Direction", "cap_names", "channel_name", "message_name", "MESSAGE_NAMES"]
 
 
 class Direction(Enum):
@@ -85,3 +93,25 @@ def message_name(channel: int, direction: Direction, opcode: int) -> str:
 def channel_name(channel_type: int) -> str:
     """Lower-case name of a channel type ("display"), or ``channel<n>`` for an unknown one."""
     return _CHANNEL_NAMES.get(channel_type, f"channel{channel_type}")
+
+
+_CAP_ENUMS: dict[int, type[IntEnum]] = {
+    ChannelType.MAIN: MainCap, ChannelType.DISPLAY: DisplayCap, ChannelType.INPUTS: InputsCap,
+    ChannelType.PLAYBACK: PlaybackCap, ChannelType.RECORD: RecordCap,
+    ChannelType.USBREDIR: SpicevmcCap, ChannelType.PORT: SpicevmcCap,
+    ChannelType.WEBDAV: SpicevmcCap,
+}
+COMMON = -1  # cap_names' channel type for the common capabilities
+
+
+def cap_names(channel_type: int, caps: Iterable[int], words: bool = False) -> list[str]:
+    """Names of capabilities (``MINI_HEADER``, ``CODEC_H264``...), given as bit numbers or,
+    with ``words``, as the u32 words of a link message; one the enums do not know is
+    ``cap_<n>``. ``channel_type`` COMMON names the common capabilities."""
+    enum = CommonCap if channel_type == COMMON else _CAP_ENUMS.get(channel_type)
+    if words:
+        bits = [i * 32 + b for i, w in enumerate(caps) for b in range(32) if w & (1 << b)]
+    else:
+        bits = sorted(int(c) for c in caps)
+    known = {int(m): m.name for m in enum} if enum is not None else {}
+    return [known.get(b, f"cap_{b}") for b in bits]

@@ -13,6 +13,7 @@ import base64
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -32,6 +33,16 @@ CONNECT_TIMEOUT_S = 10.0
 LINK_TIMEOUT_S = 15.0
 
 COMMON_CAPS = (CommonCap.PROTOCOL_AUTH_SELECTION, CommonCap.AUTH_SPICE, CommonCap.MINI_HEADER)
+
+
+# Told each step of a link as it crosses the wire (session.traffic): ("open", b"") once the
+# stream is up, then ("out", bytes written) and ("in", bytes read). The ticket is shown as
+# zeros of its length: what a recording keeps must never hold it.
+LinkObserver = Callable[[str, bytes], None]
+
+
+def _ignore(kind: str, data: bytes) -> None:
+    pass
 
 
 @dataclass
@@ -228,13 +239,16 @@ async def link_channel(
     channel_type: int,
     channel_id: int,
     channel_caps: tuple[int, ...],
+    observe: LinkObserver | None = None,
 ) -> LinkedChannel:
     """Connect and link one channel; raises a RyllError subclass a user can act on."""
     reader, writer = await open_stream(target, tls)
+    observe = observe or _ignore
     try:
+        observe("open", b"")
         return await asyncio.wait_for(
             _link(reader, writer, target, tls, connection_id, channel_type, channel_id,
-                  channel_caps),
+                  channel_caps, observe),
             LINK_TIMEOUT_S,
         )
     except TimeoutError:
@@ -268,19 +282,29 @@ async def _link(
     channel_type: int,
     channel_id: int,
     channel_caps: tuple[int, ...],
+    observe: LinkObserver,
 ) -> LinkedChannel:
-    writer.write(
-        link.build_link_message(connection_id, channel_type, channel_id, COMMON_CAPS, channel_caps)
-    )
-    size = link.parse_link_header(await _read(reader, LINK_HEADER_SIZE, "link header"))
-    reply = link.parse_link_reply(await _read(reader, size, "link reply"))
+    message = link.build_link_message(connection_id, channel_type, channel_id, COMMON_CAPS,
+                                      channel_caps)
+    writer.write(message)
+    observe("out", message)
+    header = await _read(reader, LINK_HEADER_SIZE, "link header")
+    size = link.parse_link_header(header)
+    body = await _read(reader, size, "link reply")
+    observe("in", header + body)
+    reply = link.parse_link_reply(body)
     link.check_link_result(reply.error, channel_type, channel_id)
     mechanism = link.choose_auth_mechanism(reply)
     if mechanism is not None:
         writer.write(mechanism)
-    writer.write(link.encrypt_ticket(reply.pub_key, target.password or ""))
+        observe("out", mechanism)
+    ticket = link.encrypt_ticket(reply.pub_key, target.password or "")
+    writer.write(ticket)
+    observe("out", bytes(len(ticket)))
     await writer.drain()
-    result = link.parse_link_result(await _read(reader, 4, "link result"))
+    raw_result = await _read(reader, 4, "link result")
+    observe("in", raw_result)
+    result = link.parse_link_result(raw_result)
     link.check_link_result(result, channel_type, channel_id)
     mini = reply.has_common(CommonCap.MINI_HEADER)
     log.debug(

@@ -52,7 +52,7 @@ from ryll.protocol.messages.draw import Rect
 from ryll.protocol.names import channel_name
 from ryll.session.agent import AgentClient
 from ryll.session.bus import DEFAULT_QUEUE, EventBus, EventStream
-from ryll.session.connection import LinkedChannel, link_channel
+from ryll.session.connection import LinkedChannel, LinkObserver, link_channel
 from ryll.session.input import InputController
 from ryll.session.latency import LatencyTracker
 from ryll.session.reconnect import Attempt, ReconnectLog
@@ -60,6 +60,7 @@ from ryll.session.render_work import OFFLOAD_BYTES, RenderWork
 from ryll.session.screens import Grab, grab_monitor, monitors, surface_monitors
 from ryll.session.snapshot import SessionSnapshot, take_snapshot
 from ryll.session.target import Target
+from ryll.session.traffic import ChannelKey, Traffic
 
 log = logging.getLogger("ryll.session")
 
@@ -121,11 +122,14 @@ class Session:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: list[asyncio.StreamWriter] = []
         self._writer_of: dict[int, asyncio.StreamWriter] = {}  # id(channel) -> its writer
+        self._key_of: dict[int, ChannelKey] = {}  # id(channel) -> its traffic key
         self._done: asyncio.Future[SessionEnd] | None = None
         self._progress = asyncio.Event()
         self._waiters = 0
         self._bus = EventBus()
         self.render = RenderWork()
+        # Whoever records the raw traffic (--capture, the bug reports' ring): session.traffic.
+        self.traffic = Traffic()
         # The guest agent (clipboard, resolution): see session/agent.py.
         self.agent = AgentClient(self)
         # Input-to-display latency: keys from session.input, updates from DisplayUpdated.
@@ -293,6 +297,7 @@ class Session:
         self.channels = {}
         self._writers = []
         self._writer_of = {}
+        self._key_of = {}
         self.established = False
         self.ctx = self.ctx.fresh()
 
@@ -310,13 +315,32 @@ class Session:
 
     # --- linking --------------------------------------------------------------------------
 
+    def _link_observer(self, key: ChannelKey) -> LinkObserver | None:
+        """What hands a link's steps to the traffic sinks (None when nobody records)."""
+        if not self.traffic:
+            return None
+        traffic = self.traffic
+
+        def observe(kind: str, data: bytes) -> None:
+            at = self.uptime
+            if kind == "open":
+                traffic.opened(key, at)
+            elif kind == "out":
+                traffic.sent(key, data, at)
+            else:
+                traffic.received(key, data, at)
+
+        return observe
+
     async def _link(self, channel_type: int, channel_id: int, connection_id: int) -> None:
         cls = CHANNEL_CLASSES[channel_type]
         use_tls = self.target.uses_tls(channel_name(channel_type))
+        observe = self._link_observer(ChannelKey(channel_type, channel_id,
+                                                 channel_name(channel_type)))
         try:
             linked = await link_channel(
                 self.target, use_tls, connection_id, channel_type, channel_id,
-                cls.caps_for(self.ctx)
+                cls.caps_for(self.ctx), observe
             )
         except NeedSecured:
             if self.target.tls_port is None:
@@ -329,7 +353,7 @@ class Session:
                      channel_name(channel_type), self.target.tls_port)
             linked = await link_channel(
                 self.target, True, connection_id, channel_type, channel_id,
-                cls.caps_for(self.ctx)
+                cls.caps_for(self.ctx), observe
             )
         self._start_channel(cls, channel_id, linked)
 
@@ -344,14 +368,16 @@ class Session:
                 self.publish(Reconnected(self._attempt.number))
                 self._attempt = None
         channel.server_caps = linked.reply.channel_caps
+        channel.server_common_caps = linked.reply.common_caps
         self.channels[(cls.channel_type, channel_id)] = LinkedInfo(channel, linked.tls, time.time())
         self._writers.append(linked.writer)
         self._writer_of[id(channel)] = linked.writer
+        self._key_of[id(channel)] = key = ChannelKey(cls.channel_type, channel_id, channel.name)
+        if self.traffic:
+            self.traffic.linked(key, linked.mini_header, self.uptime)
         log.info("linked %s channel %d%s", channel.name, channel_id, " (TLS)" if linked.tls else "")
         channel.start()
-        out = channel.data_to_send()
-        if out:
-            linked.writer.write(out)
+        self._write(channel, linked.writer)
         self.publish(ChannelLinked(cls.channel_type, channel_id, channel.name, linked.tls))
         self._spawn(self._channel_loop(channel, linked.reader, linked.writer))
 
@@ -379,10 +405,17 @@ class Session:
     def flush(self, channel: Channel) -> None:
         """Write what ``channel`` queued outside its own loop (a key press, an agent message).
         Call from the event loop thread; the channel's loop drains the writer."""
-        out = channel.data_to_send()
         writer = self._writer_of.get(id(channel))
-        if out and writer is not None and not writer.is_closing():
+        if writer is not None and not writer.is_closing():
+            self._write(channel, writer)
+
+    def _write(self, channel: Channel, writer: asyncio.StreamWriter) -> None:
+        """Write what ``channel`` has queued (and show it to the traffic sinks)."""
+        out = channel.data_to_send()
+        if out:
             writer.write(out)
+            if self.traffic:
+                self.traffic.sent(self._key_of[id(channel)], out, self.uptime)
 
     def channel(self, channel_type: int, channel_id: int = 0) -> Channel | None:
         """The linked channel of that type and id, if any."""
@@ -408,6 +441,7 @@ class Session:
     ) -> None:
         what = f"{channel.name} channel"
         display = isinstance(channel, DisplayChannel)
+        key = self._key_of[id(channel)]
         while True:
             try:
                 data = await reader.read(READ_CHUNK)
@@ -419,6 +453,8 @@ class Session:
                         f"the server disconnected the {what} (reason {channel.disconnect_reason})"
                     )
                 raise ServerClosedError(f"the server closed the {what}")
+            if self.traffic:
+                self.traffic.received(key, data, self.uptime)
             for message in channel.feed(data):
                 now = time.monotonic()
                 if display:
@@ -428,15 +464,11 @@ class Session:
                                                    big=len(message.body) >= OFFLOAD_BYTES)
                 else:
                     events = channel.handle(message, now)
-                out = channel.data_to_send()
-                if out:
-                    writer.write(out)
+                self._write(channel, writer)
                 await self._after(channel, events)
                 while isinstance(channel, DisplayChannel) and channel.parked is not None:
                     await self._unpark(channel)
-                    out = channel.data_to_send()
-                    if out:
-                        writer.write(out)
+                    self._write(channel, writer)
                 if self._waiters:
                     self._progress.set()
             try:
