@@ -28,7 +28,7 @@ import contextlib
 import io
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +59,7 @@ from ryll.errors import (
 )
 from ryll.protocol.messages.draw import Rect
 from ryll.session.bus import EventStream
+from ryll.session.runner import FrontEnd, FrontEnds
 from ryll.session.screens import Grab, monitors
 from ryll.session.session import CHANNEL_CLASSES, Session, SessionEnd
 from ryll.session.snapshot import SessionSnapshot
@@ -110,9 +111,13 @@ class Display:
 class VM:
     """One connected SPICE session and the verbs to drive it. Get one from :func:`connect`."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, front_ends: Sequence[FrontEnd] = ()) -> None:
         self.session = session
         self._waiter: asyncio.Task[SessionEnd] | None = None
+        # capture= and bug_report_dir= (diagnostics): started before connecting, finished
+        # once the session has ended.
+        self._front = FrontEnds(session, front_ends)
+        self._finished = False
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -121,8 +126,10 @@ class VM:
         events = self.session.events(ChannelsListed, ChannelLinked)
         async with events:
             try:
+                await self._front.start()
                 async with asyncio.timeout(timeout):
                     await self.session.connect()
+                    self._front.launch()
                     self._waiter = asyncio.ensure_future(self.session.wait())
                     await self._await_links(events)
             except TimeoutError:
@@ -145,9 +152,31 @@ class VM:
     async def close(self) -> None:
         """End the session and wait until every connection is closed."""
         self.session.stop("closed by the API")
+        end = None
         if self._waiter is not None:
             with contextlib.suppress(Exception):
-                await self._waiter
+                end = await self._waiter
+        if not self._finished:
+            self._finished = True
+            await self._front.finish(end or self.session.end or SessionEnd("stopped", "closed"))
+
+    async def bug_report(self, description: str = "", region: Box | None = None,
+                         display: int = 0) -> Path:
+        """Write a bug-report zip (docs/diagnostics.md) and return its path: the session's
+        snapshot, every channel's state, the recent traffic as a pcap, a screenshot of
+        ``display`` and, with ``region`` (left, top, right, bottom), of that part of it.
+        Needs ``connect(bug_report_dir=...)``."""
+        from ryll.diagnostics.reports import Region, ReportRequest
+
+        reporter = self.session.reports
+        if reporter is None:
+            raise UsageError("bug reports are off: connect(..., bug_report_dir=DIR)")
+        box = _rect(region)
+        area = None if box is None else Region(display, box.left, box.top,
+                                               box.right - box.left, box.bottom - box.top)
+        return await reporter.write(ReportRequest(
+            "manual", "all" if area is None else "display", description=description,
+            region=area, triggered_uptime=self.session.uptime))
 
     async def __aenter__(self) -> VM:
         return self
@@ -447,17 +476,18 @@ class Connecting(Awaitable[VM]):
     ``await vm.close()``)."""
 
     def __init__(self, target: str | Path | Target, password: str | None, timeout: float,
-                 ctx: ChannelContext) -> None:
+                 ctx: ChannelContext, front_ends: Sequence[FrontEnd] = ()) -> None:
         self._target = target
         self._password = password
         self._timeout = timeout
         self._ctx = ctx
+        self._front_ends = front_ends
         self._vm: VM | None = None
 
     async def _connect(self) -> VM:
         # A .vv file is read and a URL fetched off the loop (both may block).
         target = await asyncio.to_thread(resolve, self._target, self._password)
-        vm = VM(Session(target, self._ctx))
+        vm = VM(Session(target, self._ctx), self._front_ends)
         await vm._open(self._timeout)
         return vm
 
@@ -476,12 +506,15 @@ class Connecting(Awaitable[VM]):
 
 def connect(target: str | Path | Target, password: str | None = None,
             timeout: float = DEFAULT_TIMEOUT_S, video_codecs: tuple[int, ...] = (),
-            max_memory_mib: int | None = None) -> Connecting:
+            max_memory_mib: int | None = None, capture: str | Path | None = None,
+            bug_report_dir: str | Path | None = None) -> Connecting:
     """Connect to a SPICE server: ``"host:port[:tls_port]"``, a ``.vv`` file, or an http(s)
     URL serving one. Returns once the main channel and every channel it lists are linked (or
     raises the link's error: AuthError, ConnectError, TLSError...; DisplayTimeout after
     ``timeout`` seconds). ``max_memory_mib`` bounds what the server can make ryll hold
-    (ryll.budget; default 1024)."""
+    (ryll.budget; default 1024). ``capture`` records the session into that directory as
+    ``--capture`` does; ``bug_report_dir`` turns on bug reports (``vm.bug_report()``, and one
+    when the server drops a channel) with their traffic ring."""
     if timeout <= 0:
         raise ValueError("timeout must be positive")
     ctx = ChannelContext(display=DisplayOptions(video_codecs=video_codecs))
@@ -489,7 +522,16 @@ def connect(target: str | Path | Target, password: str | None = None,
         if max_memory_mib <= 0:
             raise ValueError("max_memory_mib must be positive")
         ctx.memory.limit = max_memory_mib * 1024 * 1024
-    return Connecting(target, password, timeout, ctx)
+    front_ends: list[FrontEnd] = []
+    if capture is not None:
+        from ryll.diagnostics.capture import Capture
+
+        front_ends.append(Capture(Path(capture)))
+    if bug_report_dir is not None:
+        from ryll.diagnostics.reports import BugReports, ReportOptions
+
+        front_ends.append(BugReports(ReportOptions(directory=Path(bug_report_dir))))
+    return Connecting(target, password, timeout, ctx, front_ends)
 
 
 # --- the synchronous twin ---------------------------------------------------------------
@@ -558,6 +600,7 @@ class SyncVM:
     wait_until_idle = _blocking("wait_until_idle")
     expect = _blocking("expect")
     wait_for = _blocking("wait_for")
+    bug_report = _blocking("bug_report")
 
     def snapshot(self) -> SessionSnapshot:
         return self._loop.run(_value(self.vm.snapshot))
@@ -589,12 +632,13 @@ async def _on_loop(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...],
 
 def connect_sync(target: str | Path | Target, password: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT_S, video_codecs: tuple[int, ...] = (),
-                 max_memory_mib: int | None = None) -> SyncVM:
+                 max_memory_mib: int | None = None, capture: str | Path | None = None,
+                 bug_report_dir: str | Path | None = None) -> SyncVM:
     """:func:`connect` for plain scripts: ``with ryll.connect_sync(...) as vm:``."""
     loop = _Loop()
     try:
         vm: VM = loop.run(_awaited(connect(target, password, timeout, video_codecs,
-                                           max_memory_mib)))
+                                           max_memory_mib, capture, bug_report_dir)))
     except BaseException:
         loop.close()
         raise

@@ -28,6 +28,7 @@ from ryll.channels.events import (
     MonitorsChanged,
     MouseModeChanged,
     ServerDisconnecting,
+    ServerNotified,
     ServerPinged,
     SessionInitialized,
     SurfaceCreated,
@@ -121,8 +122,11 @@ def test_main_state_and_events() -> None:
     assert st.mm_time == 0x003C0037
     listed = ChannelsListed((ChannelId(D, 0), ChannelId(C, 0), ChannelId(IN, 0)))
     pings = [e for e in events if isinstance(e, ServerPinged)]
-    rest = [e for e in events if not isinstance(e, ServerPinged)]
+    notes = [e for e in events if isinstance(e, ServerNotified)]
+    rest = [e for e in events if not isinstance(e, ServerPinged | ServerNotified)]
     assert rest == [SessionInitialized(0xE38630B0), MouseModeChanged(1, 1), listed]
+    assert [(n.channel_type, n.severity) for n in notes] == [(ChannelType.MAIN, "warn")]
+    assert notes[0].text.endswith("channel is insecure")
     assert ch.channels == listed.channels
     assert ch.state()["channels_listed"] == [[2, 0], [4, 0], [3, 0]]
     assert ch.stats.pings == 4

@@ -219,6 +219,8 @@ def test_method_checked_values_pass_parsing() -> None:
         ("unsubscribe", {"events": ["nope"]}),
         ("type", {"text": "x", "char_delay_ms": 0}),
         ("quit", {}),
+        ("bug_report", {"description": "it flickers"}),
+        ("bug_report", {"x": 0, "y": 0, "width": 1, "height": 1, "display": 1}),
     ],
 )
 def test_valid_requests(method: str, params: dict[str, Any]) -> None:
@@ -384,6 +386,10 @@ def test_params_must_be_an_object(params: Any) -> None:
         ("unsubscribe", {"events": None}, "events is required"),
         ("mouse_move", {}, "either x and y"),
         ("mouse_move", {"x": 1}, "x and y go together"),
+        ("bug_report", {"x": 1, "y": 1, "width": 5}, "x, y, width and height together"),
+        ("bug_report", {"display": 1}, "display goes with a region"),
+        ("bug_report", {"x": 0, "y": 0, "width": 0, "height": 4}, "width"),
+        ("bug_report", {"description": "d" * 4097}, "description"),
         ("mouse_move", {"dy": 1}, "dx and dy go together"),
         ("mouse_move", {"x": 1, "y": 2, "dx": 1, "dy": 1}, "either x and y"),
         ("mouse_move", {"dx": 1, "dy": 1, "display": 1}, "display goes with x"),
@@ -548,4 +554,4 @@ def test_error_codes_are_stable() -> None:
         "not_implemented", "internal_error",
     )
     assert set(proto.ERROR_CODES[11:]) == {
-        "bad_request", "too_large", "not_connected", "no_channel", "timeout"}
+        "bad_request", "too_large", "not_connected", "no_channel", "timeout", "report_failed"}

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,6 +74,14 @@ def test_every_doc_example_runs_as_written(vm: TestVM, tmp_path: Path) -> None:
             assert Image.open(tmp_path / "screen.png").size == (640, 480)
         if "no magenta square" in code:
             assert "the closest difference was" in run.stdout
+        if "bug_report(" in code:
+            [report] = (tmp_path / "reports").glob("ryll-bugreport-*.zip")
+            with zipfile.ZipFile(report) as zf:
+                region = Image.open(io.BytesIO(zf.read("screenshot-region.png")))
+                assert region.size == (200, 100)
+                assert "traffic.pcap" in zf.namelist()
+            assert {"main.pcap", "display.pcap", "metadata.json"} <= {
+                p.name for p in (tmp_path / "capture").iterdir()}
         if "latency" in code:
             assert re.search(r"the key changed \d+x\d+ pixels", run.stdout), run.stdout
             assert "input-to-display latency" in run.stdout

@@ -41,7 +41,7 @@ SOUND = ["-audiodev", "spice,id=snd0", "-device", "intel-hda",
          "-device", "hda-duplex,audiodev=snd0"]
 #: What 1.3 adds to 1.2's seven verbs and six events.
 EXTRA_METHODS = {"type", "mouse_move", "mouse_click", "mouse_down", "mouse_up", "mouse_scroll",
-                 "clipboard_set", "clipboard_get", "resolution", "quit"}
+                 "clipboard_set", "clipboard_get", "resolution", "quit", "bug_report"}
 EXTRA_EVENTS = {"surface_created", "surface_destroyed", "mark", "cursor", "mouse_mode", "gap",
                 "input_latency", "clipboard", "session_ended"}
 

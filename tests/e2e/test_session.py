@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import subprocess
 import sys
 import threading
@@ -100,8 +101,12 @@ def test_pedantic_reports(tmp_path: Path) -> None:
     assert len(zips) == len(run.summary["gaps"]) >= 1
     with zipfile.ZipFile(zips[0]) as zf:
         names = set(zf.namelist())
-        assert {"metadata.json", "channel-state.json"} <= names
-        assert b'"target_port": %d' % vm.port in zf.read("metadata.json")
+        assert {"metadata.json", "channel-state.json", "traffic.pcap", "session.json",
+                "notifications.json", "runtime-metrics.json"} <= names
+        meta = json.loads(zf.read("metadata.json"))
+        assert meta["target"]["port"] == vm.port and meta["report_type"] == "pedantic"
+        assert meta["gap_key"] in run.summary["gaps"]
+        assert json.loads(zf.read("channel-state.json")) != {}
 
 
 def test_url_fetches_vv(seabios_vm: TestVM, tmp_path: Path) -> None:

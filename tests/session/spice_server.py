@@ -49,6 +49,7 @@ class Peer:
         self.reader = reader
         self.writer = writer
         self.received: list[tuple[int, bytes]] = []
+        self.ticket = b""  # the encrypted ticket the client sent (never decrypted here)
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -115,7 +116,7 @@ class SpiceServer:
             mess = await reader.readexactly(size)
             peer = Peer(mess[4], mess[5], reader, writer)
             writer.write(LINK_REPLY)
-            await reader.readexactly(4 + 128)  # auth mechanism + ticket
+            peer.ticket = (await reader.readexactly(4 + 128))[4:]  # auth mechanism + ticket
             writer.write(struct.pack("<I", 0))
             await writer.drain()
             self.peers.append(peer)

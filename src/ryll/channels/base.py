@@ -28,7 +28,13 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from ryll.channels.context import ChannelContext
-from ryll.channels.events import Event, ServerDisconnecting, ServerPinged, WaitRequested
+from ryll.channels.events import (
+    Event,
+    ServerDisconnecting,
+    ServerNotified,
+    ServerPinged,
+    WaitRequested,
+)
 from ryll.errors import ProtocolError, RyllError
 from ryll.protocol.constants import BASE_LAST, BaseClient, BaseServer, NotifySeverity
 from ryll.protocol.framing import Message, MessageFramer, MessageWriter, split_sub_messages
@@ -257,6 +263,11 @@ class Channel:
                 return base
         return cls.routes.get(opcode)
 
+    def gap(self, key: str, detail: str = "") -> None:
+        """A gap found while handling the current message: registered with that message's
+        hexdump and this channel's state, so every report of it has both."""
+        self.ctx.gaps.register(key, detail, self.body, self.state())
+
     def unimplemented(self, opcode: int, body: bytes) -> None:
         """A message ryll reads but does not act on yet: one named gap per message kind."""
         name = self.message_name(opcode)
@@ -296,6 +307,7 @@ class Channel:
             level = logging.INFO
         severity = {0: "info", 1: "warn", 2: "error"}.get(note.severity, str(note.severity))
         self.log.log(level, "%s: server notify (%s): %s", self.name, severity, note.text)
+        self.emit(ServerNotified(self.channel_type, self.channel_id, severity, note.text[:1024]))
 
     def _on_disconnecting(self, msg: msgs.Disconnecting) -> None:
         self.disconnect_reason = msg.reason

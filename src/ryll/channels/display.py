@@ -79,6 +79,7 @@ class Parked:
     name: str
     image_id: int
     since: float
+    body: bytes = b""  # the message's, for the hexdump of a gap it meets later
 
 
 class DisplayChannel(Channel):
@@ -177,7 +178,7 @@ class DisplayChannel(Channel):
 
     def _report(self, changes: Changes) -> None:
         for note in changes.gaps:
-            self.ctx.gaps.register(note.key, note.detail)
+            self.gap(note.key, note.detail)
         for dmg in changes.damage:
             self.emit(DisplayUpdated(self.channel_id, dmg.surface_id, dmg.rect))
 
@@ -186,7 +187,8 @@ class DisplayChannel(Channel):
         try:
             self.apply(op, command)
         except ImageNotReady as exc:
-            self.parked = Parked(op, command, op.__name__, exc.image_id, self.now)
+            self.parked = Parked(op, command, op.__name__, exc.image_id, self.now,
+                                 self.body)
             self.parked_total += 1
             self.log.debug("display: %s parked until GLZ image %d arrives", op.__name__,
                            exc.image_id)
@@ -208,12 +210,12 @@ class DisplayChannel(Channel):
         if parked is None:
             return
         self.now = now
+        self.body = parked.body
         try:
             self.draw(parked.op, parked.command)
         except Exception as exc:  # as Channel._dispatch: contained to this message
             self.log.exception("display: internal error resuming %s", parked.name)
-            self.ctx.gaps.register(f"display:internal:{parked.name}",
-                                   f"{type(exc).__name__}: {exc}", None, self.state())
+            self.gap(f"display:internal:{parked.name}", f"{type(exc).__name__}: {exc}")
         if self.parked is not None:  # parked again, on another image: the wait goes on
             self.parked.since = parked.since
             self.parked_total -= 1
@@ -226,7 +228,7 @@ class DisplayChannel(Channel):
         self.ctx.gaps.register(
             "display:decode_failure:glz_rgb:wait_expired",
             f"{parked.name}: GLZ image {parked.image_id} never arrived within "
-            f"{self.glz_wait_seconds:.0f} s", None, self.state())
+            f"{self.glz_wait_seconds:.0f} s", parked.body, self.state())
 
     # --- surfaces, monitors, marks ---------------------------------------------------------
 
@@ -246,9 +248,7 @@ class DisplayChannel(Channel):
 
     def _on_surface_destroy(self, sid: int) -> None:
         if not self.canvas.destroy_surface(sid):
-            self.ctx.gaps.register(
-                "display:orphan:surface_destroy", "destroy of a surface never created"
-            )
+            self.gap("display:orphan:surface_destroy", "destroy of a surface never created")
             return
         self.log.info("display: surface_destroy id=%d", sid)
         self.emit(SurfaceDestroyed(self.channel_id, sid))
@@ -300,8 +300,7 @@ class DisplayChannel(Channel):
             if rtype == ResourceType.PIXMAP:
                 self.ctx.display_shared.images.remove(rid)
             else:
-                self.ctx.gaps.register("display:malformed:inval_list_type",
-                                       f"unknown resource type {rtype}")
+                self.gap("display:malformed:inval_list_type", f"unknown resource type {rtype}")
 
     def _on_inval_all_pixmaps(self, wait: WaitForChannels) -> None:
         # spice-gtk display_handle_inv_pixmap_all: first wait for the listed channels to reach

@@ -89,6 +89,16 @@ class ChannelClosed(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ServerNotified(Event):
+    """A NOTIFY from the server (logged too; bug reports keep them in notifications.json)."""
+
+    channel_type: int
+    channel_id: int
+    severity: str  # "info", "warn", "error" (or the number the server sent)
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ServerDisconnecting(Event):
     channel_type: int
     channel_id: int

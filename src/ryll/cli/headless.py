@@ -2,7 +2,7 @@
 
 Each front end is a :class:`~ryll.session.runner.FrontEnd` and reads only events, the
 snapshot and grabs: the stats line every interval and the end-of-session report
-(:class:`Report`), ``--summary-json``, ``--screenshot``, ``--pedantic``, ``--latency-file``,
+(:class:`Report`), ``--summary-json``, ``--screenshot``, the bug reports, ``--latency-file``,
 ``--paste-text``, ``--cadence``, ``--resolution`` and the control socket.
 """
 
@@ -17,10 +17,10 @@ from typing import TextIO
 from ryll.channels.context import ChannelContext, DisplayOptions
 from ryll.channels.events import LatencyMeasured
 from ryll.cli.inputs import Cadence, Paste
-from ryll.cli.pedantic import Pedantic
 from ryll.cli.screenshot import Screenshots
 from ryll.cli.summary import Summary
 from ryll.diagnostics.capture import Capture
+from ryll.diagnostics.reports import BugReports, ReportOptions
 from ryll.session.bus import EventStream
 from ryll.session.runner import FrontEnd, run_session
 from ryll.session.session import Session, SessionEnd
@@ -33,7 +33,9 @@ STATS_INTERVAL_S = 10.0
 class HeadlessOptions:
     duration: float | None = None
     summary_json: Path | None = None
-    pedantic_dir: Path | None = None
+    # Bug reports (diagnostics.reports): --bug-report-dir, --pedantic, --auto-snapshot-*;
+    # None: none at all (no traffic ring either).
+    reports: ReportOptions | None = None
     stats_interval: float = STATS_INTERVAL_S
     display: DisplayOptions | None = None
     screenshot: Path | None = None
@@ -153,8 +155,8 @@ def front_ends(opts: HeadlessOptions, out: TextIO) -> list[FrontEnd]:
     chosen.append(Report(out, opts.stats_interval))
     if opts.resolution is not None:
         chosen.append(Resolution(*opts.resolution))
-    if opts.pedantic_dir is not None:
-        chosen.append(Pedantic(opts.pedantic_dir))
+    if opts.reports is not None:
+        chosen.append(BugReports(opts.reports))
     if opts.latency_file is not None:
         chosen.append(LatencyFile(opts.latency_file))
     if opts.paste_text is not None:

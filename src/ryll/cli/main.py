@@ -18,8 +18,15 @@ from ryll.budget import DEFAULT_LIMIT, MIB
 from ryll.channels.context import DisplayOptions
 from ryll.cli.headless import HeadlessOptions, run_headless
 from ryll.cli.output import ResilientStdout, setup_logging
-from ryll.cli.pedantic import DEFAULT_DIR
 from ryll.diagnostics.capture import check_capture_dir
+from ryll.diagnostics.reports import (
+    AUTO_SNAPSHOT_BUDGET,
+    AUTO_SNAPSHOT_CAP,
+    DEFAULT_DIR,
+    DEFAULT_PEDANTIC_DIR,
+    ReportOptions,
+)
+from ryll.diagnostics.ring import TOTAL_BYTES
 from ryll.errors import RyllError, TLSError, UsageError
 from ryll.input.keys import KeyNameError, text_to_keystrokes
 from ryll.protocol.constants import ImageCompression, VideoCodecType
@@ -44,9 +51,6 @@ PREFERRED_COMPRESSIONS = ("auto_glz", "auto_lz", "quic", "glz", "lz", "lz4", "of
 # ours (one line, exit 2), never "unrecognized arguments".
 NOT_BUILT_YET = {
     "web": "--web (the browser viewer) is not built yet",
-    "bug_report_dir": "--bug-report-dir is not built yet",
-    "auto_snapshot_interval": "--auto-snapshot-interval is not built yet",
-    "auto_snapshot_cap": "--auto-snapshot-cap is not built yet",
     "usb_disk": "--usb-disk (USB redirection) is not built yet",
     "usb_disk_ro": "--usb-disk-ro (USB redirection) is not built yet",
     "share_dir": "--share-dir (folder sharing) is not built yet",
@@ -110,7 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pedantic", action="store_true",
                    help="write a bug-report zip the first time each gap is seen")
     p.add_argument("--pedantic-dir", type=Path, metavar="DIR",
-                   help=f"where --pedantic writes (default ./{DEFAULT_DIR}/; implies --pedantic)")
+                   help=f"where --pedantic writes (default ./{DEFAULT_PEDANTIC_DIR}/; implies "
+                        "--pedantic)")
+    p.add_argument("--traffic-ring-mib", type=int, default=TOTAL_BYTES // MIB, metavar="MIB",
+                   help="recent traffic kept for bug reports' traffic.pcap, weighted per "
+                        f"channel (default {TOTAL_BYTES // MIB}; 0 keeps none)")
+    p.add_argument("--no-disconnect-reports", action="store_true",
+                   help="no bug report when the server drops a channel")
     p.add_argument("--cache-size-mib", type=int, default=80, metavar="MIB",
                    help="image cache size announced to the server (default 80, as spice-gtk)")
     p.add_argument("--glz-window-mib", type=int, metavar="MIB",
@@ -152,11 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
                       help="record the session into DIR: one pcap per channel (decrypted, "
                            "Wireshark decodes it), metadata.json, and display.mp4 of the "
                            "primary monitor")
+    rust.add_argument("--bug-report-dir", type=Path, metavar="DIR",
+                      help="where bug reports go: the control protocol's bug_report, a "
+                           f"dropped channel's, auto-snapshots (default ./{DEFAULT_DIR}/)")
+    rust.add_argument("--auto-snapshot-interval", type=float, metavar="SECONDS",
+                      help="write a bug report every SECONDS into <bug-report-dir>/"
+                           "auto-snapshots/")
+    rust.add_argument("--auto-snapshot-cap", type=int, metavar="N",
+                      help=f"keep the newest N auto-snapshots (default {AUTO_SNAPSHOT_CAP}; "
+                           "and at most --auto-snapshot-budget-mib of them)")
+    p.add_argument("--auto-snapshot-budget-mib", type=int, metavar="MIB",
+                   help=f"total size of the auto-snapshots kept (default "
+                        f"{AUTO_SNAPSHOT_BUDGET // MIB}; the newest is always kept)")
     for flag, metavar, later in (
         ("--web", None, "the browser viewer"),
-        ("--bug-report-dir", "DIR", "bug reports"),
-        ("--auto-snapshot-interval", "SECONDS", "auto-snapshots"),
-        ("--auto-snapshot-cap", "N", "auto-snapshots"),
         ("--usb-disk", "IMAGE", "USB disks"),
         ("--usb-disk-ro", "IMAGE", "USB disks"),
         ("--share-dir", "DIR", "folder sharing"),
@@ -279,9 +298,64 @@ def check_outputs(args: argparse.Namespace) -> None:
         check_output_dir(args.pedantic_dir, "--pedantic-dir")
     if args.capture is not None:
         check_capture_dir(args.capture)
+    if args.bug_report_dir is not None:
+        check_output_dir(args.bug_report_dir, "--bug-report-dir")
+    if args.auto_snapshot_interval is not None and args.auto_snapshot_interval <= 0:
+        raise UsageError("--auto-snapshot-interval must be positive")
+    for flag in ("auto_snapshot_cap", "auto_snapshot_budget_mib"):
+        value = getattr(args, flag)
+        if value is not None:
+            name = "--" + flag.replace("_", "-")
+            if args.auto_snapshot_interval is None:
+                raise UsageError(f"{name} needs --auto-snapshot-interval")
+            if value <= 0:
+                raise UsageError(f"{name} must be positive")
+    if args.traffic_ring_mib < 0:
+        raise UsageError("--traffic-ring-mib must be 0 or more")
+
+
+def report_options(args: argparse.Namespace) -> ReportOptions:
+    pedantic_dir = args.pedantic_dir or (DEFAULT_PEDANTIC_DIR if args.pedantic else None)
+    return ReportOptions(
+        directory=args.bug_report_dir or DEFAULT_DIR,
+        pedantic_dir=pedantic_dir,
+        disconnect=not args.no_disconnect_reports,
+        auto_snapshot_interval=args.auto_snapshot_interval,
+        auto_snapshot_cap=args.auto_snapshot_cap or AUTO_SNAPSHOT_CAP,
+        auto_snapshot_budget=(args.auto_snapshot_budget_mib * MIB
+                              if args.auto_snapshot_budget_mib else AUTO_SNAPSHOT_BUDGET),
+        ring_bytes=args.traffic_ring_mib * MIB,
+    )
+
+
+REPORT_COMMANDS = ("report", "inspect")
+
+
+def report_main(argv: list[str]) -> int:
+    """``ryll report FILE.zip|CAPTURE_DIR...``: each one summarised (diagnostics.inspect)."""
+    from ryll.diagnostics.inspect import inspect
+
+    parser = argparse.ArgumentParser(
+        prog="ryll report", description="Summarise ryll bug reports (zips) or --capture "
+        "directories: type, target, gaps, channels, the last messages of each channel.")
+    parser.add_argument("paths", nargs="+", type=Path, metavar="FILE.zip|DIR")
+    args = parser.parse_args(argv)
+    out = cast(TextIO, ResilientStdout(sys.stdout))
+    try:
+        for i, path in enumerate(args.paths):
+            if i:
+                print(file=out)
+            inspect(path, out)
+    except RyllError as exc:
+        print(f"ryll: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in REPORT_COMMANDS:
+        return report_main(argv[1:])
     verbose = False
     try:
         args = build_parser().parse_args(argv)
@@ -314,11 +388,10 @@ def main(argv: list[str] | None = None) -> int:
         check_paste(args)
         check_outputs(args)
         target = resolve_target(args)
-        pedantic_dir = args.pedantic_dir or (DEFAULT_DIR if args.pedantic else None)
         opts = HeadlessOptions(
             duration=args.duration,
             summary_json=args.summary_json,
-            pedantic_dir=pedantic_dir,
+            reports=report_options(args),
             screenshot=args.screenshot,
             screenshot_cursor=args.screenshot_cursor,
             image_cache_bytes=args.image_cache_cap_mib << 20,

@@ -243,6 +243,25 @@ class Commands:
         # Without an agent the request is kept and sent when one connects (session.agent).
         return {"sent": bool(sent), "agent_connected": self.session.agent.connected}
 
+    async def bug_report(self, request: Request, client: ControlClient) -> dict[str, Any]:
+        from ryll.diagnostics.reports import ReportRequest, region_from
+
+        reporter = self.session.reports
+        if reporter is None:
+            raise ControlError(ErrorCode.REPORT_FAILED, "bug reports are off in this session")
+        params = request.params
+        report = ReportRequest("manual", "display" if params["x"] is not None else "all",
+                               description=params["description"], region=region_from(params),
+                               triggered_uptime=self.session.uptime)
+        try:
+            path = await reporter.write(report)
+        except (ValueError, LookupError) as exc:  # a region off the display, no display
+            raise ControlError(ErrorCode.BAD_PARAMS, f"bug_report: {exc}") from None
+        except OSError as exc:
+            raise ControlError(ErrorCode.REPORT_FAILED,
+                               f"bug_report: cannot write the report: {exc}") from None
+        return {"path": str(path.resolve()), "size": path.stat().st_size}
+
     async def quit(self, request: Request, client: ControlClient) -> dict[str, Any]:
         self._require_session()
         self.session.stop("quit by the control socket")

@@ -69,6 +69,7 @@ class ErrorCode:
     NOT_CONNECTED = "not_connected"  # the SPICE session has ended
     NO_CHANNEL = "no_channel"  # the channel the verb needs is not linked
     TIMEOUT = "timeout"  # the guest did not answer in time (clipboard_get)
+    REPORT_FAILED = "report_failed"  # bug_report: no reporter, or the zip could not be written
 
 
 ERROR_CODES = tuple(
@@ -211,6 +212,7 @@ MAX_COORD = 65535
 MAX_DISPLAY = 15
 MAX_SIDE = 16384
 MAX_SURFACE_ID = 0xFFFFFFFF
+MAX_DESCRIPTION = 4096  # bug_report's description, in characters
 # paste's default (the Rust ryll's control-socket default, independent of the CLI's 16 ms).
 PASTE_CHAR_DELAY_MS = 10
 
@@ -238,6 +240,14 @@ def _click_check(args: dict[str, Any]) -> None:
     _both_or_neither(("x", "y"))(args)
     if args.get("display") is not None and args.get("x") is None:
         raise ValueError("display goes with x and y")
+
+
+def _region_check(args: dict[str, Any]) -> None:
+    given = [args.get(k) is not None for k in ("x", "y", "width", "height")]
+    if any(given) and not all(given):
+        raise ValueError("a region is x, y, width and height together")
+    if args.get("display") is not None and not any(given):
+        raise ValueError("display goes with a region (x, y, width, height)")
 
 
 def _key_check(args: dict[str, Any]) -> None:
@@ -330,6 +340,15 @@ METHODS: dict[str, MethodSpec] = {
         ),
         MethodSpec("quit", summary="end the session (the summary is written, the socket "
                                    "removed)", since="1.3"),
+        MethodSpec(
+            "bug_report",
+            {"description": Param(string(MAX_DESCRIPTION), default=""), "display": _DISPLAY,
+             "x": Param(integer(0, MAX_COORD)), "y": Param(integer(0, MAX_COORD)),
+             "width": Param(integer(1, MAX_COORD)), "height": Param(integer(1, MAX_COORD))},
+            check=_region_check,
+            summary="write a bug-report zip (optionally with a region's screenshot)",
+            since="1.3",
+        ),
     )
 }
 

@@ -4,12 +4,12 @@
 The pcaps (``main.pcap``, ``display.pcap``, ``display-1.pcap``...) are written as the bytes
 cross the wire (unbuffered: a crash loses nothing already received), from the session's
 traffic sinks (session.traffic), so each conversation starts with its link phase and
-Wireshark's SPICE dissector decodes it (diagnostics.pcap; its one limit in pcap_read). A reconnect starts a new
-TCP conversation in the same file. ``metadata.json`` is rewritten (atomically) as channels
-link and once more at the end. The video (``display.mp4``, or ``.webm``: diagnostics.video)
-takes a frame after display updates, at most ``VIDEO_FPS`` a second, encoded in a worker
-thread; while the encoder is busy, updates fold into the next frame, so capture never queues
-frames or holds the session back.
+Wireshark's SPICE dissector decodes it (diagnostics.pcap; its one limit in pcap_read). A
+reconnect starts a new TCP conversation in the same file. ``metadata.json`` is rewritten
+(atomically) as channels link and once more at the end. The video (``display.mp4``, or
+``.webm``: diagnostics.video) takes a frame after display updates, at most ``VIDEO_FPS`` a
+second, encoded in a worker thread; while the encoder is busy, updates fold into the next
+frame, so capture never queues frames or holds the session back.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ message sizes are bounded by the framer; anything else is a ProtocolError.
 
 from __future__ import annotations
 
+import bisect
 import struct
 from dataclasses import dataclass, field
 
@@ -146,13 +147,10 @@ def _parse_all(data: bytes, max_messages: int | None) -> list[Conversation]:
     return out
 
 
-def _time_at(stream: _Direction, offset: int) -> float:
-    at = stream.times[0][1] if stream.times else 0.0
-    for start, t in stream.times:
-        if start > offset:
-            break
-        at = t
-    return at
+def _time_at(stream: _Direction, starts: list[int], offset: int) -> float:
+    """The time of the record that carried byte ``offset`` of the stream."""
+    i = bisect.bisect_right(starts, offset) - 1
+    return stream.times[max(i, 0)][1] if stream.times else 0.0
 
 
 def _caps(blob: bytes, base: int, n_common: int, offset: int) -> tuple[int, ...]:
@@ -198,10 +196,11 @@ def _parse(conv: Conversation, streams: dict[bool, _Direction]) -> None:
     for sent, blob, pos in ((True, client, cpos), (False, server, spos)):
         framer = MessageFramer(mini)
         stream = streams[sent]
+        starts = [start for start, _ in stream.times]
         offset = pos
         header = framer.header_size
         messages: list[Message] = framer.feed(blob[pos:])
         for message in messages:
-            conv.messages.append(Captured(_time_at(stream, offset), sent, message.type,
+            conv.messages.append(Captured(_time_at(stream, starts, offset), sent, message.type,
                                           len(message.body)))
             offset += header + len(message.body)

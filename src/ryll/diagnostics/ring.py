@@ -174,6 +174,36 @@ class TrafficRing:
         records.sort(key=lambda r: r[0])
         return pcap.global_header() + b"".join(data for _, data in records)
 
+    def copy(self) -> TrafficRing:
+        """A copy that the session's later traffic does not change (the chunks themselves
+        are shared: bytes never change), cheap enough to take on the event loop, to export
+        in a worker thread."""
+        out = TrafficRing(self.total_bytes)
+        for where, r in self.channels.items():
+            out.channels[where] = ChannelRing(
+                r.key, r.cap, list(r.link), r.link_bytes, deque(r.chunks), r.size,
+                r.dropped_bytes, r.linked, r.opened_at)
+        return out
+
+    def last_traffic(self, now: float) -> dict[str, object]:
+        """Per channel: when it last sent and received (seconds ago) and what it holds; what a
+        disconnect report compares the dropped channel against."""
+        out: dict[str, object] = {}
+        for r in self.channels.values():
+            last: dict[bool, float] = {}
+            for chunk in reversed(r.chunks):
+                last.setdefault(chunk.sent, chunk.at)
+                if len(last) == 2:
+                    break
+            received, sent = last.get(False), last.get(True)
+            out[f"{r.key.name}:{r.key.id}"] = {
+                "last_received_s_ago": None if received is None else round(now - received, 3),
+                "last_sent_s_ago": None if sent is None else round(now - sent, 3),
+                "connected_s": round(now - r.opened_at, 3),
+                "ring_bytes": r.size,
+            }
+        return out
+
     def summary(self) -> dict[str, object]:
         return {
             f"{r.key.name}:{r.key.id}": {"bytes": r.size, "cap": r.cap,

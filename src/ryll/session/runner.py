@@ -98,22 +98,51 @@ async def _end_after(session: Session, front_ends: Sequence[FrontEnd], duration:
     session.stop("duration elapsed")
 
 
-async def _stop_all(session: Session, front_ends: Sequence[FrontEnd], end: SessionEnd) -> None:
-    for fe in front_ends:
-        try:
-            await fe.stop(session, end)
-        except Exception:  # one front end's failure must not lose the others' results
-            log.exception("%s: failed at the end of the session", fe.name)
+class FrontEnds:
+    """Front ends around one session, for whoever drives it (``run_session``, ``ryll.connect``):
+    ``start`` them (and subscribe each) before connecting, ``launch`` their ``run`` once
+    connected, and ``finish`` after the session ended: their runs drain (bounded), each one
+    stops in order, and the end carries the first front end's failure."""
 
+    def __init__(self, session: Session, front_ends: Sequence[FrontEnd]) -> None:
+        self.session = session
+        self.front_ends = front_ends
+        self.started: list[FrontEnd] = []
+        self.streams: list[EventStream] = []
+        self.tasks: list[asyncio.Task[None]] = []
 
-def _with_failures(end: SessionEnd, front_ends: Sequence[FrontEnd]) -> SessionEnd:
-    """A session that ended well but whose front end could not do its job exits with that."""
-    if end.error is not None:
+    async def start(self) -> None:
+        """Start each front end; raises the first one's error (those started stay started,
+        for ``finish``)."""
+        for fe in self.front_ends:
+            await fe.start(self.session)
+            self.started.append(fe)
+        self.streams = [self.session.events(*fe.kinds) for fe in self.started]
+
+    def launch(self) -> None:
+        self.tasks = [asyncio.ensure_future(_guarded(fe, self.session, stream))
+                      for fe, stream in zip(self.started, self.streams, strict=True)]
+
+    async def finish(self, end: SessionEnd) -> SessionEnd:
+        # Each front end reads to SessionEnded; one that does not finish is cancelled.
+        if self.tasks:
+            _, pending = await asyncio.wait(self.tasks, timeout=DRAIN_TIMEOUT_S)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        for stream in self.streams:
+            stream.close()
+        for fe in self.started:
+            try:
+                await fe.stop(self.session, end)
+            except Exception:  # one front end's failure must not lose the others' results
+                log.exception("%s: failed at the end of the session", fe.name)
+        if end.error is not None:
+            return end
+        for fe in self.started:
+            if fe.failure is not None:
+                return SessionEnd(end.reason, end.message, fe.failure)
         return end
-    for fe in front_ends:
-        if fe.failure is not None:
-            return SessionEnd(end.reason, end.message, fe.failure)
-    return end
 
 
 async def run_session(session: Session, front_ends: Sequence[FrontEnd],
@@ -122,53 +151,41 @@ async def run_session(session: Session, front_ends: Sequence[FrontEnd],
     SIGINT/SIGTERM/SIGHUP, at any moment, or ``session.stop()``), then stop the front ends.
     A failed connect (or a stop while connecting) is the returned end's error, after every
     started front end has been stopped with it (so the summary says why)."""
-    started: list[FrontEnd] = []
-    streams: list[EventStream] = []
+    fes = FrontEnds(session, front_ends)
     installed = _install_signals(session)
     timer = None
     try:
-        for fe in front_ends:
-            await fe.start(session)
-            started.append(fe)
-        streams = [session.events(*fe.kinds) for fe in started]
+        await fes.start()
         if duration:
-            timer = asyncio.ensure_future(_end_after(session, started, duration))
+            timer = asyncio.ensure_future(_end_after(session, fes.started, duration))
         await session.connect()
     except RyllError as exc:
         _remove_signals(installed)
         if timer is not None:
             timer.cancel()
-        for stream in streams:
-            stream.close()
         reason = "stopped" if isinstance(exc, StoppedError) else "error"
         end = SessionEnd(reason, str(exc), exc)
         session.end = end
-        await _stop_all(session, started, end)
-        return end
+        return await fes.finish(end)
     except BaseException:
         _remove_signals(installed)
         if timer is not None:
             timer.cancel()
-        for stream in streams:
+        for stream in fes.streams:
             stream.close()
         raise
-    tasks = [asyncio.ensure_future(_guarded(fe, session, stream))
-             for fe, stream in zip(started, streams, strict=True)]
+    fes.launch()
     try:
         end = await session.wait()
+    except BaseException:
+        for task in fes.tasks:
+            task.cancel()
+        raise
     finally:
         if timer is not None:
             timer.cancel()
         _remove_signals(installed)
-        # Each front end reads to SessionEnded; one that does not finish is cancelled.
-        _, pending = await asyncio.wait(tasks, timeout=DRAIN_TIMEOUT_S) if tasks else ((), ())
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for stream in streams:
-            stream.close()
-    await _stop_all(session, started, end)
-    return _with_failures(end, started)
+    return await fes.finish(end)
 
 
 async def _guarded(fe: FrontEnd, session: Session, events: EventStream) -> None:

@@ -24,7 +24,7 @@ import ssl
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ryll.channels.base import Channel
 from ryll.channels.context import ChannelContext
@@ -61,6 +61,9 @@ from ryll.session.screens import Grab, grab_monitor, monitors, surface_monitors
 from ryll.session.snapshot import SessionSnapshot, take_snapshot
 from ryll.session.target import Target
 from ryll.session.traffic import ChannelKey, Traffic
+
+if TYPE_CHECKING:
+    from ryll.diagnostics.reports import Reporter
 
 log = logging.getLogger("ryll.session")
 
@@ -130,6 +133,9 @@ class Session:
         self.render = RenderWork()
         # Whoever records the raw traffic (--capture, the bug reports' ring): session.traffic.
         self.traffic = Traffic()
+        # What writes bug reports on request (the control verb, vm.bug_report()), when a
+        # diagnostics.reports.BugReports front end runs.
+        self.reports: Reporter | None = None
         # The guest agent (clipboard, resolution): see session/agent.py.
         self.agent = AgentClient(self)
         # Input-to-display latency: keys from session.input, updates from DisplayUpdated.
