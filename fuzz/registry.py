@@ -6,7 +6,7 @@ Import this only after atheris' instrumentation is set up (the driver does): it 
 from __future__ import annotations
 
 from fuzz.target import Target
-from fuzz.targets import channels, codecs, messages, protocol, render
+from fuzz.targets import channels, codecs, diagnostics, messages, protocol, render
 
 TARGETS: dict[str, Target] = {
     **codecs.TARGETS,
@@ -14,4 +14,5 @@ TARGETS: dict[str, Target] = {
     **messages.TARGETS,
     **protocol.TARGETS,
     **channels.TARGETS,
+    **diagnostics.TARGETS,
 }

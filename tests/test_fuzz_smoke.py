@@ -21,7 +21,7 @@ from ryll.gaps import GapRegistry
 
 MESSAGES = Path(__file__).parents[1] / "src" / "ryll" / "protocol" / "messages"
 REQUIRED = {"quic", "lz", "glz", "lz4", "bitmap", "cursor", "mjpeg", "framer", "link_reply",
-            "agent", "display_channel"}
+            "agent", "display_channel", "pcap_read"}
 # Per target: at most this many inputs or seconds, whichever ends first; the smallest seeds.
 INPUTS, SECONDS, SEEDS = 1000, 2.0, 16
 REPRODUCERS = sorted(CRASH_DIR.glob("*.bin")) if CRASH_DIR.is_dir() else []

@@ -176,7 +176,7 @@ class VM:
                                                box.right - box.left, box.bottom - box.top)
         return await reporter.write(ReportRequest(
             "manual", "all" if area is None else "display", description=description,
-            region=area, triggered_uptime=self.session.uptime))
+            region=area, display=display, triggered_uptime=self.session.uptime))
 
     async def __aenter__(self) -> VM:
         return self

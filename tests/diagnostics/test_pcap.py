@@ -143,3 +143,43 @@ def test_tshark_decodes_a_main_channel_conversation(tmp_path: Path) -> None:
              for t in line.split(",") if t]
     assert types == [str(int(MainServer.INIT)), str(int(MainServer.MULTI_MEDIA_TIME)),
                      str(int(MainClient.ATTACH_CHANNELS))]
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 37, 256, 257, 1000, 65494, 65495, 65496, 140001])
+def test_the_fast_path_is_the_generic_frame_byte_for_byte(size: int) -> None:
+    """TcpConversation builds its headers from constant sums; they must equal tcp_frame's."""
+    data = bytes((i * 7 + size) & 0xFF for i in range(size))
+    for client_seq, server_seq in ((1000, 2000), (0xFFFFFF00, 0xFFFFFFF0)):
+        for sent in (True, False):
+            conv = pcap.TcpConversation(10102)
+            conv.client_seq, conv.server_seq = client_seq, server_seq
+            got = conv.sent(data, 2.5) if sent else conv.received(data, 2.5)
+            seq, ack = (client_seq, server_seq) if sent else (server_seq, client_seq)
+            want = b""
+            for off in range(0, size, pcap.MAX_SEGMENT):
+                chunk = data[off:off + pcap.MAX_SEGMENT]
+                ends = ((pcap.CLIENT_IP, 10102, pcap.SERVER_IP, pcap.SERVER_PORT) if sent else
+                        (pcap.SERVER_IP, pcap.SERVER_PORT, pcap.CLIENT_IP, 10102))
+                want += pcap.record(2.5, pcap.tcp_frame(*ends, seq + off, ack, 0x18, chunk))
+            assert got == want
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed (see README)")
+def test_a_reconnect_is_a_second_conversation_wireshark_decodes(tmp_path: Path) -> None:
+    data = pcap.global_header()
+    for generation in (0, 1):
+        conv = pcap.TcpConversation(pcap.channel_port("main"), generation)
+        at = 5.0 * generation
+        data += conv.open(at) + conv.sent(build_link_message(
+            0, ChannelType.MAIN, 0, (CommonCap.PROTOCOL_AUTH_SELECTION, CommonCap.AUTH_SPICE,
+                                     CommonCap.MINI_HEADER), ()), at)
+        data += conv.received(LINK_REPLY, at) + conv.sent(struct.pack("<I", 1), at)
+        data += conv.sent(bytes(128), at) + conv.received(struct.pack("<I", 0), at)
+        data += conv.received(main_init(), at + 0.1)
+    path = tmp_path / "main.pcap"
+    path.write_bytes(data)
+    out = subprocess.run(["tshark", "-r", str(path), "-d", "tcp.port==5900,spice", "-T",
+                          "fields", "-e", "tcp.stream", "-e", "spice.message_type"],
+                         capture_output=True, text=True, timeout=60).stdout.splitlines()
+    decoded = [line.split("\t") for line in out if line.split("\t")[1]]
+    assert decoded == [["0", str(int(MainServer.INIT))], ["1", str(int(MainServer.INIT))]]

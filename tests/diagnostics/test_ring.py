@@ -5,6 +5,7 @@ message back, including ones Wireshark's dissector stalls on; hostile pcaps are 
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import subprocess
@@ -149,3 +150,52 @@ def test_a_cut_link_phase_is_a_named_problem() -> None:
     data = pcap.global_header() + conv.open(0.0) + conv.sent(b"REDQ", 0.0)
     [read] = read_conversations(data)
     assert read.problem == "the link phase is incomplete" and read.messages == []
+
+
+def test_a_sink_that_raises_is_dropped_and_the_others_go_on(caplog: pytest.LogCaptureFixture
+                                                            ) -> None:
+    from ryll.session.traffic import Traffic
+
+    class Broken:
+        def opened(self, channel: ChannelKey, at: float) -> None:
+            raise OSError("disk full")
+
+    good = ring.TrafficRing()
+    broken = Broken()
+    traffic = Traffic()
+    traffic.add(broken)  # type: ignore[arg-type]
+    traffic.add(good)
+    traffic.opened(MAIN, 0.0)
+    traffic.received(MAIN, b"x", 0.1)
+    assert traffic.sinks == (good,) and traffic.failed == [broken]
+    assert (ChannelType.MAIN, 0) in good.channels
+    assert "disk full" in caplog.text
+
+
+def test_the_pcap_recorder_writes_what_the_conversation_says(tmp_path: Path) -> None:
+    from ryll.diagnostics.capture import PcapRecorder
+
+    rec = PcapRecorder(tmp_path)
+    link(rec, DISPLAY, 0.5)
+    for i in range(300):  # many small writes, batched by the writer thread
+        rec.sent(DISPLAY, mini(2), 1.0 + i / 1000)
+    rec.received(DISPLAY, mini(300, bytes(150_000)), 2.0)
+    rec.close()
+    data = (tmp_path / "display.pcap").read_bytes()
+    [conv] = read_conversations(data)
+    assert [m.type for m in conv.messages if m.sent] == [2] * 300
+    assert [(m.type, m.size) for m in conv.messages if not m.sent] == [(300, 150_000)]
+    assert rec.bytes_written == len(data)
+
+
+def test_the_pcap_recorder_reports_a_write_error(tmp_path: Path) -> None:
+    from ryll.diagnostics.capture import PcapRecorder
+
+    rec = PcapRecorder(tmp_path)
+    rec.opened(MAIN, 0.0)
+    rec._files[(ChannelType.MAIN, 0)] = os.open(os.devnull, os.O_RDONLY)  # writes fail
+    rec.received(MAIN, b"x", 0.1)  # no loop: written at once, and failing
+    with pytest.raises(OSError):
+        rec.sent(MAIN, b"x", 0.1)  # the session drops the sink on this
+    with pytest.raises(OSError):
+        rec.close()

@@ -283,3 +283,16 @@ def test_bilinear_matches_the_per_tap_reference_on_and_off_the_source(
     assert np.array_equal(_pixels.bilinear(src, vys, vxs), ref_bilinear(src, vys, vxs))
     strided = np.ascontiguousarray(np.repeat(src, 2, axis=1))[:, ::2]
     assert np.array_equal(_pixels.bilinear(strided, vys, vxs), ref_bilinear(src, vys, vxs))
+
+
+@pytest.mark.parametrize("alpha", [False, True])
+def test_to_rgb_is_the_reversed_channels_of_any_view(alpha: bool) -> None:
+    rng = np.random.default_rng(7)
+    surface = rng.integers(0, 256, (37, 53, 4), np.uint8)
+    for view in (surface, surface[3:30, 5:41], surface[::2, ::3], surface[:0]):
+        got = _pixels.to_rgb(view, alpha)
+        want = view[..., [2, 1, 0, 3]] if alpha else view[..., 2::-1]
+        assert got.flags.c_contiguous and got.dtype == np.uint8
+        assert np.array_equal(got, want)
+    with pytest.raises(ValueError, match="expected 4"):
+        _pixels.to_rgb(surface[..., :3], False)

@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--pedantic)")
     p.add_argument("--traffic-ring-mib", type=int, default=TOTAL_BYTES // MIB, metavar="MIB",
                    help="recent traffic kept for bug reports' traffic.pcap, weighted per "
-                        f"channel (default {TOTAL_BYTES // MIB}; 0 keeps none)")
+                        f"channel (default {TOTAL_BYTES // MIB}; 0 keeps only the link phases)")
     p.add_argument("--no-disconnect-reports", action="store_true",
                    help="no bug report when the server drops a channel")
     p.add_argument("--cache-size-mib", type=int, default=80, metavar="MIB",

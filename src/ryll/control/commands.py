@@ -246,6 +246,7 @@ class Commands:
     async def bug_report(self, request: Request, client: ControlClient) -> dict[str, Any]:
         from ryll.diagnostics.reports import ReportRequest, region_from
 
+        self._require_session()
         reporter = self.session.reports
         if reporter is None:
             raise ControlError(ErrorCode.REPORT_FAILED, "bug reports are off in this session")

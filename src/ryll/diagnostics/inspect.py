@@ -150,6 +150,10 @@ def inspect(path: Path, out: TextIO) -> None:
     convs: list[Conversation] = []
     for name in source.names:
         if name.endswith(".pcap"):
+            if source.size(name) > MAX_MEMBER:
+                print(f"{name}: {source.size(name)} bytes, over the {MAX_MEMBER}-byte limit "
+                      "of this summary: not read", file=out)
+                continue
             data = source.read(name)
             assert data is not None
             try:

@@ -63,20 +63,36 @@ def file_name(name: str, channel_id: int = 0) -> str:
     return f"{name}.pcap" if channel_id == 0 else f"{name}-{channel_id}.pcap"
 
 
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071): one's complement of the one's-complement sum (the
-    16-bit words summed by numpy: a segment is up to 64 KiB)."""
-    if len(data) % 2:
-        data += b"\0"
-    total = int(np.frombuffer(data, ">u2").sum(dtype=np.uint64))
+def sum16(data: bytes | memoryview) -> int:
+    """The sum of ``data``'s big-endian 16-bit words (an odd last byte padded with zero), by
+    numpy: a segment is up to 64 KiB."""
+    n = len(data) & ~1
+    if n <= 256:  # headers and short messages: cheaper without numpy's call overhead
+        total = sum(struct.unpack_from(f"!{n // 2}H", data))
+    else:
+        total = int(np.frombuffer(data, ">u2", n // 2).sum(dtype=np.uint64))
+    if len(data) & 1:
+        total += data[-1] << 8
+    return total
+
+
+def fold(total: int) -> int:
+    """The Internet checksum (RFC 1071) of words that sum to ``total``."""
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
 
 
-def tcp_frame(src: bytes, sport: int, dst: bytes, dport: int, seq: int, ack: int,
-              flags: int, payload: bytes) -> bytes:
-    """One Ethernet + IPv4 + TCP frame carrying ``payload`` (at most MAX_SEGMENT bytes)."""
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071): one's complement of the one's-complement sum."""
+    return fold(sum16(data))
+
+
+def frame_header(src: bytes, sport: int, dst: bytes, dport: int, seq: int, ack: int,
+                 flags: int, payload: bytes | memoryview, payload_sum: int | None = None
+                 ) -> bytes:
+    """The Ethernet + IPv4 + TCP headers (54 bytes) of a frame carrying ``payload`` (at most
+    MAX_SEGMENT bytes; ``payload_sum``, its sum16, when the caller has it)."""
     if len(payload) > MAX_SEGMENT:
         raise ValueError(f"a segment carries at most {MAX_SEGMENT} bytes")
     ip_len = 20 + 20 + len(payload)
@@ -86,27 +102,42 @@ def tcp_frame(src: bytes, sport: int, dst: bytes, dport: int, seq: int, ack: int
     tcp = bytearray(struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF,
                                 ack & 0xFFFFFFFF, 5 << 4, flags, 65535, 0, 0))
     pseudo = src + dst + struct.pack("!BBH", 0, 6, 20 + len(payload))
-    struct.pack_into("!H", tcp, 16, checksum(pseudo + bytes(tcp) + payload))
+    # The headers are whole words, so the payload's words sum on their own.
+    total = sum16(pseudo + bytes(tcp)) + (sum16(payload) if payload_sum is None else
+                                          payload_sum)
+    struct.pack_into("!H", tcp, 16, fold(total))
     mac_dst, mac_src = (SERVER_MAC, CLIENT_MAC) if src == CLIENT_IP else (CLIENT_MAC, SERVER_MAC)
-    return mac_dst + mac_src + b"\x08\x00" + bytes(ip) + bytes(tcp) + payload
+    return mac_dst + mac_src + b"\x08\x00" + bytes(ip) + bytes(tcp)
+
+
+def tcp_frame(src: bytes, sport: int, dst: bytes, dport: int, seq: int, ack: int,
+              flags: int, payload: bytes) -> bytes:
+    """One Ethernet + IPv4 + TCP frame carrying ``payload`` (at most MAX_SEGMENT bytes)."""
+    return frame_header(src, sport, dst, dport, seq, ack, flags, payload) + payload
+
+
+def record_header(at: float, size: int) -> bytes:
+    """A pcap record's header: ``at`` seconds (since the session start), ``size`` bytes."""
+    sec, usec = _timestamp(at)
+    return struct.pack("<IIII", sec, usec, size, size)
 
 
 def record(at: float, frame: bytes) -> bytes:
     """A pcap record: ``at`` seconds (since the session start), the frame whole."""
-    at = max(at, 0.0)
-    sec = int(at)
-    usec = min(int(round((at - sec) * 1_000_000)), 999_999)
-    return struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame
+    return record_header(at, len(frame)) + frame
 
 
 class TcpConversation:
     """One channel's TCP stream as pcap records: ``open`` once, then ``sent`` (client to
     server) and ``received`` chunks in the order they happened."""
 
-    def __init__(self, client_port: int) -> None:
+    def __init__(self, client_port: int, generation: int = 0) -> None:
+        """``generation``: the channel's how-manieth connection in this file (a reconnect);
+        each starts at other sequence numbers, so Wireshark tells the conversations apart
+        (same ports and sequence numbers read as one stream, retransmitted)."""
         self.client_port = client_port
-        self.client_seq = CLIENT_ISN
-        self.server_seq = SERVER_ISN
+        self.client_seq = (CLIENT_ISN + generation * 0x10000000) & 0xFFFFFFFF
+        self.server_seq = (SERVER_ISN + generation * 0x10000000) & 0xFFFFFFFF
         self.opened = False
 
     def open(self, at: float) -> bytes:
@@ -127,28 +158,67 @@ class TcpConversation:
 
     def sent(self, data: bytes, at: float) -> bytes:
         """Bytes the client wrote."""
+        return b"".join(self.sent_parts(data, at))
+
+    def received(self, data: bytes, at: float) -> bytes:
+        """Bytes the server wrote."""
+        return b"".join(self.received_parts(data, at))
+
+    def sent_parts(self, data: bytes, at: float) -> list[bytes | memoryview]:
+        """``sent`` as the pieces of its records (headers, and views of ``data``: no copy),
+        for ``os.writev``."""
         out = self._segments(True, data, at)
         self.client_seq = (self.client_seq + len(data)) & 0xFFFFFFFF
         return out
 
-    def received(self, data: bytes, at: float) -> bytes:
-        """Bytes the server wrote."""
+    def received_parts(self, data: bytes, at: float) -> list[bytes | memoryview]:
         out = self._segments(False, data, at)
         self.server_seq = (self.server_seq + len(data)) & 0xFFFFFFFF
         return out
 
-    def _segments(self, from_client: bool, data: bytes, at: float) -> bytes:
-        out = []
+    def _segments(self, from_client: bool, data: bytes, at: float) -> list[bytes | memoryview]:
+        """The records of ``data``, each a header (record, Ethernet, IPv4, TCP: one
+        ``struct.pack`` with the checksums summed from constants) and a view of its segment.
+        The same bytes as ``record(at, tcp_frame(...))``, at a few microseconds a chunk."""
+        out: list[bytes | memoryview] = []
         view = memoryview(data)
+        if from_client:
+            prefix, src, dst = _CLIENT_PREFIX, CLIENT_IP, SERVER_IP
+            sport, dport, seq, ack = self.client_port, SERVER_PORT, self.client_seq, \
+                self.server_seq
+        else:
+            prefix, src, dst = _SERVER_PREFIX, SERVER_IP, CLIENT_IP
+            sport, dport, seq, ack = SERVER_PORT, self.client_port, self.server_seq, \
+                self.client_seq
+        # The words every segment of this direction shares (RFC 1071 sums).
+        addresses = sum(struct.unpack("!4H", src + dst))
+        ip_const = 0x4500 + 0x4000 + 0x4006 + addresses
+        tcp_const = addresses + 6 + sport + dport + ((5 << 12) | _TCP_ACK | _TCP_PSH) + 65535
+        ack &= 0xFFFFFFFF
+        ack_words = (ack >> 16) + (ack & 0xFFFF)
+        sec, usec = _timestamp(at)
         for offset in range(0, len(data), MAX_SEGMENT):
-            chunk = bytes(view[offset:offset + MAX_SEGMENT])
-            if from_client:
-                frame = tcp_frame(CLIENT_IP, self.client_port, SERVER_IP, SERVER_PORT,
-                                  self.client_seq + offset, self.server_seq,
-                                  _TCP_ACK | _TCP_PSH, chunk)
-            else:
-                frame = tcp_frame(SERVER_IP, SERVER_PORT, CLIENT_IP, self.client_port,
-                                  self.server_seq + offset, self.client_seq,
-                                  _TCP_ACK | _TCP_PSH, chunk)
-            out.append(record(at, frame))
-        return b"".join(out)
+            chunk = view[offset:offset + MAX_SEGMENT]
+            n = len(chunk)
+            s_seq = (seq + offset) & 0xFFFFFFFF
+            ip_csum = fold(ip_const + 40 + n)
+            tcp_csum = fold(tcp_const + 20 + n + (s_seq >> 16) + (s_seq & 0xFFFF) + ack_words
+                            + sum16(chunk))
+            out.append(_RECORD.pack(sec, usec, 54 + n, 54 + n) + _FRAME.pack(
+                prefix, 0x45, 0, 40 + n, 0, 0x4000, 64, 6, ip_csum, src, dst, sport, dport,
+                s_seq, ack, 5 << 4, _TCP_ACK | _TCP_PSH, 65535, tcp_csum, 0))
+            out.append(chunk)
+        return out
+
+
+def _timestamp(at: float) -> tuple[int, int]:
+    at = max(at, 0.0)
+    sec = int(at)
+    return sec, min(int(round((at - sec) * 1_000_000)), 999_999)
+
+
+# A record's header (little-endian) and a frame's headers (Ethernet, IPv4, TCP: network order).
+_RECORD = struct.Struct("<IIII")
+_FRAME = struct.Struct("!14sBBHHHBBH4s4sHHIIBBHHH")
+_CLIENT_PREFIX = SERVER_MAC + CLIENT_MAC + b"\x08\x00"
+_SERVER_PREFIX = CLIENT_MAC + SERVER_MAC + b"\x08\x00"

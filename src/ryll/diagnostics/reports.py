@@ -160,14 +160,20 @@ def _snake(name: str) -> str:
 
 @dataclass
 class ReportRequest:
+    """What to report. ``description`` is cut to MAX_DESCRIPTION characters."""
+
     kind: str
     channel: str = "all"  # a channel name ("display"), "display:1", or "all"
     description: str = ""
     region: Region | None = None
     gap: Gap | None = None
     cause: dict[str, object] | None = None
+    display: int = 0  # the screenshot's display (a region's own display wins)
     triggered_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     triggered_uptime: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.description = self.description[:MAX_DESCRIPTION]
 
 
 def _json(value: object) -> bytes:
@@ -255,8 +261,6 @@ class Reporter:
             metadata["gap_count"] = request.gap.count
             if request.gap.channel_state is not None:
                 state = request.gap.channel_state
-        if request.kind != "pedantic" and request.gap is None:
-            metadata.pop("gap_key", None)
         path = unique(self.file_for(request))
         window = self.metrics_window_s
 
@@ -299,7 +303,7 @@ class Reporter:
         return written
 
     async def _screenshots(self, request: ReportRequest) -> tuple[Any, Any]:
-        display = request.region.display if request.region is not None else 0
+        display = request.region.display if request.region is not None else request.display
         try:
             grab = await self.session.grab(display)
         except LookupError:
@@ -439,8 +443,13 @@ class BugReports(FrontEnd):
     async def _auto(self, session: Session, interval: float) -> None:
         assert self.reporter is not None
         directory = self.options.directory / "auto-snapshots"
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + interval
         while True:
-            await asyncio.sleep(interval)
+            # A fixed cadence: a report that took longer than the interval (the metrics
+            # sample alone is 2 s) is followed by the next one at once.
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at = max(next_at + interval, loop.time())
             if not session.established:
                 continue
             request = ReportRequest("auto_snapshot", "all", triggered_uptime=session.uptime)

@@ -18,11 +18,13 @@ import numpy as np
 
 log = logging.getLogger("ryll.capture")
 
-# (codec, container suffix, encoder options), best first.
+# (codec, container suffix, encoder options), best first. One encoder thread: the video takes
+# at most one core, never the one the session runs on as well.
 ENCODERS: tuple[tuple[str, str, dict[str, str]], ...] = (
-    ("libx264", ".mp4", {"preset": "ultrafast", "tune": "zerolatency", "crf": "23"}),
-    ("libvpx-vp9", ".webm", {"deadline": "realtime", "cpu-used": "8"}),
-    ("libvpx", ".webm", {"deadline": "realtime", "cpu-used": "8"}),
+    ("libx264", ".mp4", {"preset": "ultrafast", "tune": "zerolatency", "crf": "23",
+                         "threads": "1"}),
+    ("libvpx-vp9", ".webm", {"deadline": "realtime", "cpu-used": "8", "threads": "1"}),
+    ("libvpx", ".webm", {"deadline": "realtime", "cpu-used": "8", "threads": "1"}),
     ("mpeg4", ".mp4", {}),
 )
 TIME_BASE = Fraction(1, 1000)
@@ -62,10 +64,15 @@ class VideoWriter:
         pts = int(at * 1000)
         if pts <= self._last_pts:
             return
+        height, width, depth = pixels.shape
         if self._container is None:
-            self._open(pixels.shape[1], pixels.shape[0])
-        rgb = np.ascontiguousarray(pixels[:, :, :3])
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            self._open(width, height)
+        # Into the frame's plane with numpy: one copy, and numpy lets the GIL go while it
+        # copies (PyAV's from_ndarray holds it throughout, which slows the session's thread).
+        frame = av.VideoFrame(width, height, "rgba" if depth == 4 else "rgb24")
+        plane = frame.planes[0]
+        rows = np.frombuffer(memoryview(plane), np.uint8).reshape(height, plane.line_size)
+        np.copyto(rows[:, :width * depth], pixels.reshape(height, width * depth))
         frame = frame.reformat(width=self._stream.width, height=self._stream.height,
                                format="yuv420p")
         frame.pts = pts

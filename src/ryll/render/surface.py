@@ -24,6 +24,7 @@ import numpy as np
 
 from ryll.errors import ProtocolError
 from ryll.protocol.constants import SurfaceFlags, SurfaceFmt
+from ryll.render import _pixels  # type: ignore[attr-defined]
 
 # The largest surface ryll allocates: 8192x4096 (128 MiB at 4 bytes a pixel), above the
 # 4096x2160 primary surfaces QXL and virtio-gpu drivers use, and the bound behind the framer's
@@ -141,7 +142,7 @@ class Surface:
 
     def rgb(self) -> np.ndarray:
         """(H, W, 3) RGB copy, the layout of QMP screendump and of PNG."""
-        return np.ascontiguousarray(self.pixels[..., 2::-1])
+        return _pixels.to_rgb(self.pixels, False)  # type: ignore[no-any-return]
 
     def as_dict(self) -> dict[str, object]:
         try:

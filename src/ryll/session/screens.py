@@ -19,6 +19,7 @@ from PIL import Image
 from ryll.channels.cursor import CursorChannel
 from ryll.channels.display import DisplayChannel
 from ryll.protocol.messages.draw import Rect
+from ryll.render import _pixels  # type: ignore[attr-defined]
 from ryll.render.cursor import composite
 from ryll.render.surface import Surface
 
@@ -119,7 +120,7 @@ def grab_monitor(monitor: Monitor, rect: Rect | None = None, with_cursor: bool =
         raise ValueError(f"rectangle {rect} is not on the {surface.width}x{surface.height} "
                          "surface")
     view = surface.pixels[r.top:r.bottom, r.left:r.right]
-    pixels = view[..., [2, 1, 0, 3]] if surface.has_alpha else view[..., 2::-1].copy()
+    pixels = _pixels.to_rgb(view, surface.has_alpha)
     cursor = monitor.cursor
     if with_cursor and cursor is not None and cursor.visible and cursor.shape is not None:
         pixels = composite(pixels, cursor.shape, cursor.x - r.left, cursor.y - r.top)

@@ -47,40 +47,49 @@ class Traffic:
     """The session's sinks, fanned out to. Empty (the usual case) costs one test a chunk."""
 
     def __init__(self) -> None:
-        self.sinks: list[TrafficSink] = []
+        self.sinks: tuple[TrafficSink, ...] = ()
         self.failed: list[TrafficSink] = []  # dropped after raising
 
     def __bool__(self) -> bool:
         return bool(self.sinks)
 
     def add(self, sink: TrafficSink) -> None:
-        self.sinks.append(sink)
+        self.sinks = (*self.sinks, sink)
 
     def remove(self, sink: TrafficSink) -> None:
-        if sink in self.sinks:
-            self.sinks.remove(sink)
+        self.sinks = tuple(s for s in self.sinks if s is not sink)
 
     def opened(self, channel: ChannelKey, at: float) -> None:
-        for sink in list(self.sinks):
-            self._call(sink, sink.opened, channel, at)
+        for sink in self.sinks:
+            try:
+                sink.opened(channel, at)
+            except Exception as exc:
+                self._failed(sink, exc)
 
     def linked(self, channel: ChannelKey, mini_header: bool, at: float) -> None:
-        for sink in list(self.sinks):
-            self._call(sink, sink.linked, channel, mini_header, at)
+        for sink in self.sinks:
+            try:
+                sink.linked(channel, mini_header, at)
+            except Exception as exc:
+                self._failed(sink, exc)
 
     def sent(self, channel: ChannelKey, data: bytes, at: float) -> None:
-        for sink in list(self.sinks):
-            self._call(sink, sink.sent, channel, data, at)
+        for sink in self.sinks:
+            try:
+                sink.sent(channel, data, at)
+            except Exception as exc:
+                self._failed(sink, exc)
 
     def received(self, channel: ChannelKey, data: bytes, at: float) -> None:
-        for sink in list(self.sinks):
-            self._call(sink, sink.received, channel, data, at)
+        for sink in self.sinks:
+            try:
+                sink.received(channel, data, at)
+            except Exception as exc:
+                self._failed(sink, exc)
 
-    def _call(self, sink: TrafficSink, method: object, *args: object) -> None:
-        try:
-            method(*args)  # type: ignore[operator]
-        except Exception as exc:  # a recorder's bug or a full disk never ends the session
-            log.error("traffic recorder %s failed, dropped: %s", type(sink).__name__, exc,
-                      exc_info=exc)
-            self.remove(sink)
-            self.failed.append(sink)
+    def _failed(self, sink: TrafficSink, exc: Exception) -> None:
+        """A recorder's bug or a full disk never ends the session: the sink is dropped."""
+        log.error("traffic recorder %s failed, dropped: %s", type(sink).__name__, exc,
+                  exc_info=exc)
+        self.remove(sink)
+        self.failed.append(sink)
