@@ -53,6 +53,9 @@ def test_reports_on_a_password_protected_vm(tmp_path: Path) -> None:
             with SpecClient.connect(str(sock), client_name="test_reports",
                                     protocol_version="1.3") as client:
                 region = {"x": 40, "y": 30, "width": 200, "height": 120}
+                while not client.status()["surfaces"]:  # the socket comes before the picture
+                    assert time.monotonic() < deadline, "no surface"
+                    time.sleep(0.1)
                 for _attempt in range(10):  # until the guest's picture is still
                     result = client.call("bug_report", {"description": "a test", **region},
                                          timeout=60)

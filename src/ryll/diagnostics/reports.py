@@ -365,6 +365,7 @@ class BugReports(FrontEnd):
         self.reporter: Reporter | None = None
         self._pending: set[asyncio.Task[Path | None]] = set()
         self._last_disconnect = -DISCONNECT_COOLDOWN_S
+        self._auto_write: asyncio.Future[Path] | None = None
         self.auto_pruned = 0
 
     async def start(self, session: Session) -> None:
@@ -442,7 +443,6 @@ class BugReports(FrontEnd):
 
     async def _auto(self, session: Session, interval: float) -> None:
         assert self.reporter is not None
-        directory = self.options.directory / "auto-snapshots"
         loop = asyncio.get_running_loop()
         next_at = loop.time() + interval
         while True:
@@ -453,18 +453,31 @@ class BugReports(FrontEnd):
             if not session.established:
                 continue
             request = ReportRequest("auto_snapshot", "all", triggered_uptime=session.uptime)
+            # A task of its own: when the session ends meanwhile, this loop is cancelled but
+            # the write finishes, and stop() prunes after it.
+            self._auto_write = asyncio.ensure_future(self.reporter.write(request))
             try:
-                await self.reporter.write(request)
+                await asyncio.shield(self._auto_write)
             except (OSError, LookupError) as exc:
                 log.warning("auto-snapshot not written: %s", exc)
                 continue
-            self.auto_pruned += await asyncio.to_thread(
-                prune, directory, self.options.auto_snapshot_cap,
-                self.options.auto_snapshot_budget)
+            await self._prune()
+
+    async def _prune(self) -> None:
+        self.auto_pruned += await asyncio.to_thread(
+            prune, self.options.directory / "auto-snapshots", self.options.auto_snapshot_cap,
+            self.options.auto_snapshot_budget)
 
     async def stop(self, session: Session, end: SessionEnd) -> None:
-        if self._pending:
-            await asyncio.wait(set(self._pending), timeout=FINISH_TIMEOUT_S)
+        waiting: set[asyncio.Future[Any]] = set(self._pending)
+        if self._auto_write is not None:
+            waiting.add(self._auto_write)
+        if waiting:
+            await asyncio.wait(waiting, timeout=FINISH_TIMEOUT_S)
+        if self._auto_write is not None:
+            if self._auto_write.done() and not self._auto_write.cancelled():
+                self._auto_write.exception()  # retrieved: a failure was logged, or is moot
+            await self._prune()  # the last snapshot may have landed after the loop's prune
         session.traffic.remove(self.ring)
 
 
