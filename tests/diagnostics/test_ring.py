@@ -199,3 +199,17 @@ def test_the_pcap_recorder_reports_a_write_error(tmp_path: Path) -> None:
         rec.sent(MAIN, b"x", 0.1)  # the session drops the sink on this
     with pytest.raises(OSError):
         rec.close()
+
+
+@pytest.mark.parametrize(("reply", "problem"), [
+    (b"REDQ" + struct.pack("<III", 9, 2, 4) + bytes(4), "protocol 9.2"),
+    (b"XXXX" + bytes(16), "not a SPICE server"),
+    (b"REDQ" + struct.pack("<III", 2, 2, 999) + bytes(999), "caps_offset"),
+])
+def test_a_hostile_link_reply_is_a_named_problem(reply: bytes, problem: str) -> None:
+    conv = pcap.TcpConversation(pcap.channel_port("main"))
+    data = pcap.global_header() + conv.open(0.0)
+    data += conv.sent(build_link_message(0, ChannelType.MAIN, 0, CAPS, ()), 0.0)
+    data += conv.received(reply, 0.0)
+    [read] = read_conversations(data)
+    assert read.problem is not None and problem in read.problem and read.messages == []

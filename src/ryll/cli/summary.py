@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ryll.diagnostics.capture import write_json_atomically
 from ryll.session.runner import FrontEnd
 from ryll.session.session import Session, SessionEnd
 
 
 def write_summary(path: Path, summary: dict[str, object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_json_atomically(path, summary)
 
 
 class Summary(FrontEnd):

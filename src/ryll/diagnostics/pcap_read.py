@@ -20,12 +20,12 @@ import struct
 from dataclasses import dataclass, field
 
 from ryll.diagnostics.pcap import SERVER_PORT
-from ryll.errors import ProtocolError
+from ryll.errors import ProtocolError, RyllError
+from ryll.protocol import link
 from ryll.protocol.constants import (
     LINK_AUTH_MECHANISM_SIZE,
     LINK_HEADER_SIZE,
     TICKET_ENCRYPTED_BYTES,
-    TICKET_PUBKEY_BYTES,
     CommonCap,
 )
 from ryll.protocol.framing import Message, MessageFramer
@@ -35,7 +35,6 @@ from ryll.protocol.names import Direction, channel_name, message_name
 _GLOBAL = struct.Struct("<IHHiIII")
 _RECORD = struct.Struct("<IIII")
 _MESS = struct.Struct("<IBBIII")  # connection_id, type, id, n_common, n_channel, caps_offset
-_REPLY_CAPS = struct.Struct("<III")  # n_common, n_channel, caps_offset (after the key)
 MAX_RECORD = 1 << 20
 
 
@@ -117,10 +116,6 @@ def read_conversations(data: bytes, max_messages: int | None = None) -> list[Con
     """Every conversation of a pcap (a SYN from the client starts one; a reconnect reuses
     its port), its link phase read and every message framed. ``max_messages`` keeps only
     the last ones of each."""
-    return _parse_all(data, max_messages)
-
-
-def _parse_all(data: bytes, max_messages: int | None) -> list[Conversation]:
     convs: list[tuple[Conversation, dict[bool, _Direction]]] = []
     current: dict[int, tuple[Conversation, dict[bool, _Direction]]] = {}
     for at, port, flags, from_client, payload in tcp_payloads(data):
@@ -170,17 +165,17 @@ def _parse(conv: Conversation, streams: dict[bool, _Direction]) -> None:
     conv.channel_type, conv.channel_id = ctype, chid
     client_common = _caps(client, LINK_HEADER_SIZE, n_common, caps_offset)
     cpos = LINK_HEADER_SIZE + size
-    reply_size = struct.unpack_from("<I", server, 12)[0]
-    error = struct.unpack_from("<I", server, LINK_HEADER_SIZE)[0]
-    spos = LINK_HEADER_SIZE + reply_size
-    if error != 0:
-        conv.link_error = error
+    # The server's side is the link reply the session itself parses (protocol.link).
+    try:
+        reply_size = link.parse_link_header(server[:LINK_HEADER_SIZE])
+        spos = LINK_HEADER_SIZE + reply_size
+        reply = link.parse_link_reply(server[LINK_HEADER_SIZE:spos])
+    except RyllError as exc:
+        raise ProtocolError(f"the link reply: {exc}") from None
+    if reply.error != 0:
+        conv.link_error = reply.error
         return
-    key_end = LINK_HEADER_SIZE + 4 + TICKET_PUBKEY_BYTES
-    if len(server) < key_end + _REPLY_CAPS.size:
-        raise ProtocolError("the link reply is cut short")
-    s_common, _s_channel, s_offset = _REPLY_CAPS.unpack_from(server, key_end)
-    server_common = _caps(server, LINK_HEADER_SIZE, s_common, s_offset)
+    server_common = reply.common_caps
     if has_cap(client_common, CommonCap.PROTOCOL_AUTH_SELECTION) and has_cap(
             server_common, CommonCap.PROTOCOL_AUTH_SELECTION):
         cpos += LINK_AUTH_MECHANISM_SIZE
