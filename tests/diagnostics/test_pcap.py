@@ -4,6 +4,7 @@ Wireshark's dissector decodes from its link phase on, nothing malformed."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import struct
 import subprocess
@@ -111,6 +112,30 @@ def test_checksum_known_value() -> None:
     assert pcap.checksum(bytes.fromhex("0001f203f4f5f6f7")) == 0xFFFF - 0xDDF2
     assert pcap.checksum(b"\x01") == 0xFEFF  # an odd byte is padded with zero
 
+
+
+def _reference_checksum(data: bytes) -> int:
+    """RFC 1071 word by word, end-around carry at each step: what sum16 shortcuts."""
+    padded = data + b"\0" * (len(data) & 1)
+    total = 0
+    for i in range(0, len(padded), 2):
+        total += (padded[i] << 8) | padded[i + 1]
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+_RANDOM = random.Random(1071)
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\0" * 7, b"\xff\xff", b"\xff\xff" * 3 + b"\xff", b"\x00\xff\xff\x00",
+    bytes(range(256)) * 2, bytes(range(256)) * 2 + b"\x80",  # either side of the numpy switch
+    b"\xff" * 65495, _RANDOM.randbytes(1460), _RANDOM.randbytes(65495), _RANDOM.randbytes(513),
+])
+def test_sum16_gives_the_word_by_word_checksum(data: bytes) -> None:
+    # Both of sum16's ways (a number modulo 0xFFFF, numpy's byte-swapped sum) and the
+    # sums that reduce to 0 (all-ones words: one's-complement "minus zero").
+    assert pcap.checksum(data) == _reference_checksum(data)
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed (see README)")
 def test_tshark_decodes_a_main_channel_conversation(tmp_path: Path) -> None:

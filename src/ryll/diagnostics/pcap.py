@@ -64,16 +64,22 @@ def file_name(name: str, channel_id: int = 0) -> str:
 
 
 def sum16(data: bytes | memoryview) -> int:
-    """The sum of ``data``'s big-endian 16-bit words (an odd last byte padded with zero), by
-    numpy: a segment is up to 64 KiB."""
-    n = len(data) & ~1
-    if n <= 256:  # headers and short messages: cheaper without numpy's call overhead
-        total = sum(struct.unpack_from(f"!{n // 2}H", data))
+    """The one's-complement sum of ``data``'s big-endian 16-bit words (an odd last byte
+    padded with zero), reduced modulo 0xFFFF (0xFFFF for a non-zero sum that reduces to 0):
+    all an Internet checksum depends on. 65536 is 1 modulo 0xFFFF, so a short payload is its
+    number modulo 0xFFFF (``int.from_bytes``), and a long one numpy's sum of native
+    little-endian words times 256 (a word's two bytes swapped is the word times 256)."""
+    if len(data) <= 512:  # headers and short messages: cheaper without numpy's call overhead
+        value = int.from_bytes(data, "big")
+        if len(data) & 1:
+            value <<= 8
     else:
-        total = int(np.frombuffer(data, ">u2", n // 2).sum(dtype=np.uint64))
-    if len(data) & 1:
-        total += data[-1] << 8
-    return total
+        n = len(data) & ~1
+        value = int(np.frombuffer(data, "<u2", n // 2).sum(dtype=np.uint64)) * 256
+        if len(data) & 1:
+            value += data[-1] << 8
+    total = value % 0xFFFF
+    return total if total or not value else 0xFFFF
 
 
 def fold(total: int) -> int:
