@@ -12,6 +12,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
                                                    # spice-server's VP8/VP9/H.264 stream encoders
   tshark                                           # Wireshark's SPICE dissector: the pcap tests
+  chromium                                         # a real browser: the viewer's tests (Playwright)
   ca-certificates
 )
 missing=()

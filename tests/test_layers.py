@@ -15,7 +15,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ryll"
 SANS_IO = ("protocol", "channels", "render", "codecs", "video", "input")
 FORBIDDEN = {"time", "threading", "asyncio", "socket", "select", "selectors", "ssl",
              "concurrent", "multiprocessing", "queue"}
-ABOVE = {"session", "cli", "control", "api"}
+ABOVE = {"session", "cli", "control", "api", "viewer"}
+# The viewer's own sans-IO pieces (the front end around them is asyncio and aiohttp).
+VIEWER_PURE = ("keymap.py", "damage.py", "wire.py", "encode.py")
 
 
 def imports(path: Path) -> set[str]:
@@ -47,3 +49,9 @@ def test_lower_layers_do_not_import_front_ends(path: Path) -> None:
     bad = {m for m in imports(path)
            if m.startswith("ryll.") and m.split(".")[1] in ABOVE}
     assert not bad, f"{path.relative_to(SRC)} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("name", VIEWER_PURE)
+def test_the_viewers_pieces_are_sans_io(name: str) -> None:
+    bad = {m for m in imports(SRC / "viewer" / name) if m.split(".")[0] in FORBIDDEN}
+    assert not bad, f"viewer/{name} imports {sorted(bad)}"

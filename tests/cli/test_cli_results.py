@@ -284,7 +284,11 @@ def test_the_insecure_keyboard_notice_is_info(caplog: pytest.LogCaptureFixture) 
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--web"], "--web (the browser viewer) is not built yet"),
+        (["--web-port", "8080"], "--web-port needs the viewer: drop --headless or add --web"),
+        (["--web", "--web-port", "70000"], "--web-port must be 0..65535"),
+        (["--web", "--web-tls-cert", "c.pem"], "--web-tls-cert and --web-tls-key go together"),
+        (["--web", "--web-tls-cert", "absent.pem", "--web-tls-key", "absent.pem"],
+         "--web-tls-cert: absent.pem: no such file"),
         (["--capture", "/dev/null/d"], "--capture /dev/null/d: cannot create it"),
         (["--usb-disk", "x.img"], "--usb-disk (USB redirection) is not built yet"),
         (["--share-dir", "d"], "--share-dir (folder sharing) is not built yet"),

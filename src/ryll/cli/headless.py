@@ -25,6 +25,7 @@ from ryll.session.bus import EventStream
 from ryll.session.runner import FrontEnd, run_session
 from ryll.session.session import Session, SessionEnd
 from ryll.session.target import Target
+from ryll.viewer.options import WebOptions
 
 STATS_INTERVAL_S = 10.0
 
@@ -56,6 +57,8 @@ class HeadlessOptions:
     reconnect: bool = False
     # --capture: pcaps, metadata.json and the display video (diagnostics.capture).
     capture_dir: Path | None = None
+    # --web, or no --headless: the browser viewer (viewer.server).
+    web: WebOptions | None = None
 
 
 def stats_line(session: Session) -> str:
@@ -150,6 +153,10 @@ def front_ends(opts: HeadlessOptions, out: TextIO) -> list[FrontEnd]:
     chosen: list[FrontEnd] = []
     if opts.control_socket is not None:
         chosen.append(ControlServer(opts.control_socket))
+    if opts.web is not None:
+        from ryll.viewer.server import Viewer
+
+        chosen.append(Viewer(opts.web, out))
     if opts.capture_dir is not None:
         chosen.append(Capture(opts.capture_dir))
     chosen.append(Report(out, opts.stats_interval))

@@ -41,6 +41,7 @@ from ryll.session.target import (
     resolve_password,
 )
 from ryll.video import CODEC_NAMES, available_codecs
+from ryll.viewer.options import WebOptions, tls_context
 
 EXIT_INTERRUPTED = 130
 # --preferred-compression values: SpiceImageCompression names, as spice-gtk's option spells them.
@@ -50,7 +51,6 @@ PREFERRED_COMPRESSIONS = ("auto_glz", "auto_lz", "quic", "glz", "lz", "lz4", "of
 # Rust ryll flags whose features later issues build: accepted by the parser so the message is
 # ours (one line, exit 2), never "unrecognized arguments".
 NOT_BUILT_YET = {
-    "web": "--web (the browser viewer) is not built yet",
     "usb_disk": "--usb-disk (USB redirection) is not built yet",
     "usb_disk_ro": "--usb-disk-ro (USB redirection) is not built yet",
     "share_dir": "--share-dir (folder sharing) is not built yet",
@@ -90,7 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reconnect", action="store_true",
                    help="when the server drops the session, reconnect after 1, 4 and 16 s "
                         "(not for a .vv file's single-use ticket)")
-    p.add_argument("--headless", action="store_true", help="run without a window")
+    p.add_argument("--headless", action="store_true",
+                   help="run without a viewer (without --headless or --web, ryll serves the "
+                        "viewer and opens it in the default browser)")
+    web = p.add_argument_group("the browser viewer")
+    web.add_argument("--web", action="store_true",
+                     help="serve the viewer and print its one-time URL (no browser is opened)")
+    web.add_argument("--web-host", default="127.0.0.1", metavar="HOST",
+                     help="the viewer's address (default 127.0.0.1)")
+    web.add_argument("--web-port", type=int, default=0, metavar="PORT",
+                     help="the viewer's port (default 0: any free port)")
+    web.add_argument("--web-tls-cert", type=Path, metavar="PEM",
+                     help="serve the viewer over HTTPS with this certificate (chain)")
+    web.add_argument("--web-tls-key", type=Path, metavar="PEM",
+                     help="the private key of --web-tls-cert")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="end after SECONDS")
     p.add_argument("--summary-json", type=Path, metavar="PATH",
                    help="write a JSON summary of the session at exit")
@@ -151,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="monitors to connect (default 1; ryll shows every display channel "
                            "the server lists)")
     rust.add_argument("--no-obey-guest-size", action="store_true",
-                      help="accepted: headless ryll has no window to fit to the guest's size")
+                      help="the viewer does not ask the guest to take the page's size")
     rust.add_argument("--glz-dictionary-cap-mib", type=int, default=256, metavar="MIB",
                       help="bound on the GLZ dictionary's decoded pixels (default 256)")
     rust.add_argument("--experimental-h264", action="store_true",
@@ -175,7 +188,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"total size of the auto-snapshots kept (default "
                         f"{AUTO_SNAPSHOT_BUDGET // MIB}; the newest is always kept)")
     for flag, metavar, later in (
-        ("--web", None, "the browser viewer"),
         ("--usb-disk", "IMAGE", "USB disks"),
         ("--usb-disk-ro", "IMAGE", "USB disks"),
         ("--share-dir", "DIR", "folder sharing"),
@@ -314,6 +326,30 @@ def check_outputs(args: argparse.Namespace) -> None:
         raise UsageError("--traffic-ring-mib must be 0 or more")
 
 
+def web_options(args: argparse.Namespace) -> WebOptions | None:
+    """The viewer: --web serves it; without --headless it is opened in the default browser
+    too (as remote-viewer shows the VM); --headless alone has none."""
+    web_flags = [f"--web-{n.replace('_', '-')}" for n in ("tls_cert", "tls_key")
+                 if getattr(args, f"web_{n}") is not None]
+    if args.web_host != "127.0.0.1":
+        web_flags.append("--web-host")
+    if args.web_port != 0:
+        web_flags.append("--web-port")
+    if args.headless and not args.web:
+        if web_flags:
+            raise UsageError(f"{web_flags[0]} needs the viewer: drop --headless or add --web")
+        return None
+    if not 0 <= args.web_port <= 65535:
+        raise UsageError("--web-port must be 0..65535")
+    if (args.web_tls_cert is None) != (args.web_tls_key is None):
+        raise UsageError("--web-tls-cert and --web-tls-key go together")
+    if args.web_tls_cert is not None:
+        tls_context(args.web_tls_cert, args.web_tls_key)  # one line now, not after connecting
+    return WebOptions(host=args.web_host, port=args.web_port, tls_cert=args.web_tls_cert,
+                      tls_key=args.web_tls_key, open_browser=not args.web,
+                      resize_guest=not args.no_obey_guest_size)
+
+
 def report_options(args: argparse.Namespace) -> ReportOptions:
     pedantic_dir = args.pedantic_dir or (DEFAULT_PEDANTIC_DIR if args.pedantic else None)
     return ReportOptions(
@@ -366,8 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, message in NOT_BUILT_YET.items():
             if getattr(args, name):
                 raise UsageError(message)
-        if not args.headless:
-            raise UsageError("ryll has no viewer window yet: run it with --headless")
+        web = web_options(args)
         if not 1 <= args.monitors <= 16:
             raise UsageError("--monitors must be 1..16")
         if args.monitors != 1:
@@ -405,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
             control_socket=args.control_socket,
             reconnect=args.reconnect,
             capture_dir=args.capture,
+            web=web,
             display=DisplayOptions(
                 cache_bytes=args.cache_size_mib << 20,
                 glz_window_bytes=args.glz_window_mib << 20 if args.glz_window_mib else None,

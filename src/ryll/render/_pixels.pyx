@@ -247,3 +247,22 @@ def to_rgb(const uint8_t[:, :, :] src, bint alpha):
                 if alpha:
                     dst[y, x, 3] = src[y, x, 3]
     return out
+
+
+def to_rgba(const uint8_t[:, :, :] src, bint alpha):
+    """A BGRA/BGRX surface region as a new C-contiguous RGBA (h, w, 4) array whose alpha is
+    the surface's with ``alpha``, else 255: the layout of a browser's ImageData, which needs
+    no per-pixel work in the page."""
+    cdef Py_ssize_t h = src.shape[0], w = src.shape[1], y, x
+    if src.shape[2] != 4:
+        raise ValueError(f"pixels have {src.shape[2]} bytes, expected 4")
+    out = np.empty((h, w, 4), np.uint8)
+    cdef uint8_t[:, :, ::1] dst = out
+    with nogil:
+        for y in range(h):
+            for x in range(w):
+                dst[y, x, 0] = src[y, x, 2]
+                dst[y, x, 1] = src[y, x, 1]
+                dst[y, x, 2] = src[y, x, 0]
+                dst[y, x, 3] = src[y, x, 3] if alpha else 255
+    return out

@@ -107,10 +107,12 @@ class Grab:
         return Image.fromarray(self.pixels, "RGBA" if self.pixels.shape[2] == 4 else "RGB")
 
 
-def grab_monitor(monitor: Monitor, rect: Rect | None = None, with_cursor: bool = False) -> Grab:
+def grab_monitor(monitor: Monitor, rect: Rect | None = None, with_cursor: bool = False,
+                 rgba: bool = False) -> Grab:
     """Copy the monitor's pixels (``rect`` of them, clipped to the surface); with
     ``with_cursor``, the cursor is drawn alpha-over with its hotspot at the cursor position
-    when it is visible. Run between display messages (``Session.grab``)."""
+    when it is visible; with ``rgba``, always four bytes a pixel, alpha 255 on a surface
+    without one (a browser's ImageData). Run between display messages (``Session.grab``)."""
     surface = monitor.surface
     full = Rect(0, 0, surface.height, surface.width)
     r = full if rect is None else Rect(max(rect.top, 0), max(rect.left, 0),
@@ -120,7 +122,8 @@ def grab_monitor(monitor: Monitor, rect: Rect | None = None, with_cursor: bool =
         raise ValueError(f"rectangle {rect} is not on the {surface.width}x{surface.height} "
                          "surface")
     view = surface.pixels[r.top:r.bottom, r.left:r.right]
-    pixels = _pixels.to_rgb(view, surface.has_alpha)
+    pixels = (_pixels.to_rgba(view, surface.has_alpha) if rgba
+              else _pixels.to_rgb(view, surface.has_alpha))
     cursor = monitor.cursor
     if with_cursor and cursor is not None and cursor.visible and cursor.shape is not None:
         pixels = composite(pixels, cursor.shape, cursor.x - r.left, cursor.y - r.top)

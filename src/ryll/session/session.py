@@ -170,16 +170,17 @@ class Session:
         return take_snapshot(self)
 
     async def grab(self, display: int = 0, rect: Rect | None = None,
-                   with_cursor: bool = False) -> Grab:
+                   with_cursor: bool = False, rgba: bool = False) -> Grab:
         """A copy of monitor ``display``'s pixels (the whole surface, or ``rect`` of it), taken
         between two display messages so it never shows a draw half done. Never blocks the
         event loop: while a decode runs in the render worker, the copy waits its turn there.
-        Raises LookupError when there is no such monitor."""
+        RGB, or RGBA when the surface has alpha; ``rgba``: RGBA always (alpha 255 where the
+        surface has none). Raises LookupError when there is no such monitor."""
         screens = monitors(self)
         if not 0 <= display < len(screens):
             raise LookupError(f"no display {display} (displays: {len(screens)})")
         monitor = screens[display]
-        return await self.render.run(grab_monitor, monitor, rect, with_cursor)
+        return await self.render.run(grab_monitor, monitor, rect, with_cursor, rgba)
 
     def display_size(self, display: int = 0) -> tuple[int, int] | None:
         """(width, height) of monitor ``display``, or None when there is no such monitor."""

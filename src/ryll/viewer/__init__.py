@@ -1,0 +1,1 @@
+"""The browser viewer: ryll serves a page that shows the VM and takes its input."""

@@ -1,0 +1,303 @@
+"""The browser viewer in a real Chromium (Debian's, driven by Playwright) against the test VM:
+the page's canvas equals QMP screendump, keys typed into the page reach the guest's evdev as
+the right scancodes, clicks land where they were made, the guest's cursor is the page's, a
+request without the token is refused, several pages see the same picture, and ``ryll``
+without ``--headless`` opens the page in the default browser ($BROWSER)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ryll.testvm import TestVM
+from tests.channels.test_cursor import guest_cursor_rgba
+from tests.e2e.test_cursor import HOT, LAST_MOVE, guest_screen
+from tests.e2e.test_inputs import serial_lines
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("chromium") is None,
+                       reason="chromium not installed (scripts/setup.sh installs it)"),
+]
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=shutil.which("chromium"),
+                               args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+class Ryll:
+    """``ryll --web`` (or ``ryll`` opening a browser) as a subprocess, and its viewer URL."""
+
+    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+        self.proc = proc
+        self.url = url
+        self.base = url.split("/?")[0]
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err
+
+
+@contextmanager
+def ryll_web(vm: TestVM, tmp_path: Path, *extra: str, env: dict[str, str] | None = None,
+             url_from: Callable[[], str | None] | None = None) -> Iterator[Ryll]:
+    args = [sys.executable, "-m", "ryll", "--direct", f"127.0.0.1:{vm.port}", *extra]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, env=env)
+    assert proc.stdout is not None
+    url = None
+    deadline = time.monotonic() + 60
+    for line in proc.stdout:
+        match = re.search(r"ryll: viewer at (\S+)", line)
+        if match:
+            url = match.group(1)
+            break
+        assert time.monotonic() < deadline
+    assert url is not None, proc.communicate(timeout=10)
+    if url_from is not None:  # the URL the browser was handed
+        while (opened := url_from()) is None:
+            assert time.monotonic() < deadline, "no browser was opened"
+            time.sleep(0.1)
+        assert opened == url
+    ryll = Ryll(proc, url)
+    try:
+        yield ryll
+    finally:
+        err = ryll.stop()
+        assert "Traceback" not in err, err
+
+
+def canvas_pixels(page: Any, display: int = 0) -> np.ndarray:
+    """The display's canvas as RGB, read back losslessly (PNG)."""
+    data = page.evaluate(
+        "(d) => document.querySelector(`canvas.screen[data-display='${d}']`)"
+        ".toDataURL('image/png')", display)
+    raw = base64.b64decode(data.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
+
+
+def wait_canvas_equals(page: Any, oracle: Callable[[], np.ndarray], timeout: float = 30,
+                       display: int = 0) -> np.ndarray:
+    deadline = time.monotonic() + timeout
+    while True:
+        want = oracle()
+        try:
+            got = canvas_pixels(page, display)
+        except Exception:  # no canvas yet
+            got = None
+        if got is not None and got.shape == want.shape and np.array_equal(got, want):
+            return got
+        if time.monotonic() > deadline:
+            if got is None:
+                raise AssertionError("no canvas")
+            if got.shape != want.shape:
+                raise AssertionError(f"canvas {got.shape} != screendump {want.shape}")
+            diff = np.argwhere((got != want).any(axis=2))
+            raise AssertionError(f"{len(diff)} pixels differ, first at (y, x) {tuple(diff[0])}")
+        time.sleep(0.3)
+
+
+def open_page(browser: Any, url: str, context: Any = None) -> Any:
+    page = (context or browser.new_context(viewport=VIEWPORT)).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors
+    page.goto(url)
+    page.wait_for_selector("canvas.screen", timeout=30_000)
+    return page
+
+
+# --- display ----------------------------------------------------------------------------------
+
+
+def test_canvas_equals_screendump_then_after_a_mode_change(browser: Any, tmp_path: Path) -> None:
+    with TestVM(vga="qxl", scene="modes", mode="640x480",
+                extra_cmdline="ryll.mode2=1024x768 ryll.hold=12") as vm:
+        first = vm.wait_frame(1, timeout=90)
+        with ryll_web(vm, tmp_path, "--web") as ryll:
+            page = open_page(browser, ryll.url)
+            wait_canvas_equals(page, vm.screendump)
+            vm.wait_serial(r"ryll: mode set 1024x768", timeout=60, after=first)
+            got = wait_canvas_equals(page, vm.screendump)
+            assert got.shape == (768, 1024, 3)
+            # The status bar follows the session.
+            assert page.inner_text("#state").startswith("connected")
+            assert page.inner_text("#gap-count") == "0 gaps"
+            assert page.errors == []
+
+
+def test_two_viewers_and_the_token(browser: Any, tmp_path: Path) -> None:
+    with TestVM(vga="qxl", scene="static", mode="640x480") as vm:
+        vm.wait_frame(1, timeout=90)
+        with ryll_web(vm, tmp_path, "--web") as ryll:
+            # Without the cookie (another browser profile), everything is refused.
+            for path in ("/", "/static/viewer.js", "/ws", "/screenshot.png"):
+                with pytest.raises(urllib.error.HTTPError) as refused:
+                    urllib.request.urlopen(ryll.base + path, timeout=10)
+                assert refused.value.code == 403, path
+            context = browser.new_context(viewport=VIEWPORT)
+            first = open_page(browser, ryll.url, context)
+            assert "token" not in first.url  # the token is traded for a cookie at once
+            # The link is spent: another browser that has it gets nothing.
+            stranger = browser.new_context(viewport=VIEWPORT).new_page()
+            response = stranger.goto(ryll.url)
+            assert response is not None and response.status == 403
+            # A second page of the same browser sees the same picture.
+            second = open_page(browser, ryll.base + "/", context)
+            want = vm.screendump()
+            wait_canvas_equals(first, lambda: want)
+            wait_canvas_equals(second, lambda: want)
+            # The screenshot button's PNG is the same picture.
+            shot = context.request.get(ryll.base + "/screenshot.png")
+            assert shot.status == 200
+            png = np.asarray(Image.open(io.BytesIO(shot.body())).convert("RGB"))
+            assert np.array_equal(png, want)
+
+
+# --- input ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def input_vm() -> Iterator[TestVM]:
+    with TestVM(vga="qxl", scene="input", mode="640x480") as vm:
+        vm.wait_serial(r"ryll: input ready", timeout=120)
+        yield vm
+
+
+def test_keys_typed_into_the_page_reach_the_guest(browser: Any, input_vm: TestVM,
+                                                   tmp_path: Path) -> None:
+    with ryll_web(input_vm, tmp_path, "--web") as ryll:
+        page = open_page(browser, ryll.url)
+        page.wait_for_function("document.querySelector('#state').textContent"
+                               ".startsWith('connected')")
+        page.focus("#screens")
+        time.sleep(0.5)
+        off = input_vm.serial_offset()
+        kb = page.keyboard
+        for key in ("KeyA", "Shift+KeyB", "ArrowUp", "NumpadEnter", "ControlRight", "Delete",
+                    "Control+KeyL", "Digit1", "Shift+Digit1", "Semicolon"):
+            kb.press(key)
+            time.sleep(0.05)
+        # Linux keycodes: KEY_A 30, KEY_LEFTSHIFT 42, KEY_B 48, KEY_UP 103, KEY_KPENTER 96,
+        # KEY_RIGHTCTRL 97, KEY_DELETE 111, KEY_LEFTCTRL 29, KEY_L 38, KEY_1 2,
+        # KEY_SEMICOLON 39.
+        expected = [
+            "30 down", "30 up", "42 down", "48 down", "48 up", "42 up", "103 down", "103 up",
+            "96 down", "96 up", "97 down", "97 up", "111 down", "111 up",
+            "29 down", "38 down", "38 up", "29 up", "2 down", "2 up",
+            "42 down", "2 down", "2 up", "42 up", "39 down", "39 up",
+        ]
+        input_vm.wait_serial(r"ryll: key 39 up\r?\n", timeout=15, after=off)
+        keys = [m.group(1) for m in serial_lines(input_vm, r"ryll: key (\d+ (?:down|up))", off)]
+        assert keys == expected
+        # Losing focus releases what is held (no key stays down in the guest).
+        off = input_vm.serial_offset()
+        kb.down("ShiftLeft")
+        input_vm.wait_serial(r"ryll: key 42 down", timeout=10, after=off)
+        page.evaluate("window.dispatchEvent(new Event('blur'))")
+        input_vm.wait_serial(r"ryll: key 42 up", timeout=10, after=off)
+        kb.up("ShiftLeft")
+        assert page.errors == []
+
+
+def test_clicks_land_where_they_were_made_in_client_mode(browser: Any, tmp_path: Path) -> None:
+    with TestVM(vga="qxl", scene="input", mode="640x480", usb_tablet=True) as vm:
+        vm.wait_serial(r"ryll: input device \S+ abs=1", timeout=120)
+        with ryll_web(vm, tmp_path, "--web") as ryll:
+            page = open_page(browser, ryll.url)
+            page.wait_for_function("document.querySelector('#state').textContent"
+                                   ".includes('client mouse')", timeout=30_000)
+            box = page.locator("canvas.screen").bounding_box()
+            assert box is not None and (box["width"], box["height"]) == (640, 480)
+            off = vm.serial_offset()
+            page.mouse.move(box["x"] + 100, box["y"] + 200)
+            time.sleep(0.3)
+            page.mouse.click(box["x"] + 300, box["y"] + 50, button="middle")
+            vm.wait_serial(r"ryll: button 2 up\r?\n", timeout=15, after=off)
+            spots = [(int(m.group(1)), int(m.group(2)))
+                     for m in serial_lines(vm, r"ryll: pointer abs (\d+) (\d+)", off)]
+            assert any(abs(x - 100) <= 1 and abs(y - 200) <= 1 for x, y in spots), spots
+            assert abs(spots[-1][0] - 300) <= 1 and abs(spots[-1][1] - 50) <= 1, spots
+            buttons = [m.group(1) for m in serial_lines(vm, r"ryll: button (\d \w+)", off)]
+            assert buttons == ["2 down", "2 up"]
+
+
+# --- the cursor -------------------------------------------------------------------------------
+
+
+def test_the_guest_cursor_is_drawn_over_the_canvas(browser: Any, tmp_path: Path) -> None:
+    """Server mouse mode (PS/2 only): the page draws the guest's cursor on its overlay, the
+    hotspot where the guest put it; the canvas under it stays the guest's picture."""
+    with TestVM(scene="cursor", mode="640x480", extra_cmdline="ryll.load=qxl") as vm:
+        set_at = vm.wait_serial(r"ryll: cursor set 100 80 hot 5 7", timeout=90)
+        vm.wait_serial(r"ryll: idle", timeout=30, after=set_at)
+        with ryll_web(vm, tmp_path, "--web") as ryll:
+            page = open_page(browser, ryll.url)
+            wait_canvas_equals(page, guest_screen)
+            page.wait_for_function("view.cursor.img !== null")
+            assert page.evaluate("[view.cursor.hotX, view.cursor.hotY]") == list(HOT)
+            data = page.evaluate("document.querySelector('canvas.overlay').toDataURL()")
+            overlay = np.asarray(Image.open(io.BytesIO(
+                base64.b64decode(data.split(",", 1)[1]))).convert("RGBA"))
+            cursor = guest_cursor_rgba()
+            x0, y0 = LAST_MOVE
+            drawn = overlay[y0:y0 + 64, x0:x0 + 64]
+            # Where the guest's cursor is opaque, the overlay is exactly it; nowhere else is
+            # anything drawn.
+            opaque = cursor[:, :, 3] == 255
+            assert np.array_equal(drawn[opaque], cursor[opaque])
+            outside = overlay.copy()
+            outside[y0:y0 + 64, x0:x0 + 64] = 0
+            assert not outside[:, :, 3].any()
+
+
+# --- ryll without --headless: the default browser ---------------------------------------------
+
+
+def test_ryll_without_headless_opens_the_default_browser(browser: Any, tmp_path: Path) -> None:
+    """What ``ryll --url`` / ``ryll --file`` do for a person: serve the viewer and hand its URL
+    to the default browser ($BROWSER here: a script that writes it down)."""
+    opened = tmp_path / "opened.txt"
+    script = tmp_path / "browser.sh"
+    script.write_text(f'#!/bin/sh\nprintf %s "$1" > {opened}.tmp && mv {opened}.tmp {opened}\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    env = {**os.environ, "BROWSER": f"{script} %s"}
+    with TestVM(vga="qxl", scene="static", mode="640x480") as vm:
+        vm.wait_frame(1, timeout=90)
+        with ryll_web(vm, tmp_path, env=env,
+                      url_from=lambda: opened.read_text() if opened.exists() else None
+                      ) as ryll:
+            page = open_page(browser, ryll.url)
+            wait_canvas_equals(page, vm.screendump)
