@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import shutil
@@ -129,6 +130,20 @@ def wait_canvas_equals(page: Any, oracle: Callable[[], np.ndarray], timeout: flo
         time.sleep(0.3)
 
 
+def wait_js(page: Any, expression: str, timeout: float = 30) -> Any:
+    """Poll a JavaScript expression (awaited if a promise) until it is truthy. Playwright's
+    own wait_for_function evaluates strings with eval inside the page, which the viewer's
+    Content-Security-Policy rightly forbids; page.evaluate goes through the debugger."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        time.sleep(0.1)
+
+
 def open_page(browser: Any, url: str, context: Any = None) -> Any:
     page = (context or browser.new_context(viewport=VIEWPORT)).new_page()
     errors: list[str] = []
@@ -200,7 +215,7 @@ def test_keys_typed_into_the_page_reach_the_guest(browser: Any, input_vm: TestVM
                                                    tmp_path: Path) -> None:
     with ryll_web(input_vm, tmp_path, "--web") as ryll:
         page = open_page(browser, ryll.url)
-        page.wait_for_function("document.querySelector('#state').textContent"
+        wait_js(page, "document.querySelector('#state').textContent"
                                ".startsWith('connected')")
         page.focus("#screens")
         time.sleep(0.5)
@@ -237,8 +252,8 @@ def test_clicks_land_where_they_were_made_in_client_mode(browser: Any, tmp_path:
         vm.wait_serial(r"ryll: input device \S+ abs=1", timeout=120)
         with ryll_web(vm, tmp_path, "--web") as ryll:
             page = open_page(browser, ryll.url)
-            page.wait_for_function("document.querySelector('#state').textContent"
-                                   ".includes('client mouse')", timeout=30_000)
+            wait_js(page, "document.querySelector('#state').textContent"
+                                   ".includes('client mouse')", 30)
             box = page.locator("canvas.screen").bounding_box()
             assert box is not None and (box["width"], box["height"]) == (640, 480)
             off = vm.serial_offset()
@@ -266,7 +281,7 @@ def test_the_guest_cursor_is_drawn_over_the_canvas(browser: Any, tmp_path: Path)
         with ryll_web(vm, tmp_path, "--web") as ryll:
             page = open_page(browser, ryll.url)
             wait_canvas_equals(page, guest_screen)
-            page.wait_for_function("view.cursor.img !== null")
+            wait_js(page, "view.cursor.img !== null")
             assert page.evaluate("[view.cursor.hotX, view.cursor.hotY]") == list(HOT)
             data = page.evaluate("document.querySelector('canvas.overlay').toDataURL()")
             overlay = np.asarray(Image.open(io.BytesIO(
@@ -301,3 +316,194 @@ def test_ryll_without_headless_opens_the_default_browser(browser: Any, tmp_path:
                       ) as ryll:
             page = open_page(browser, ryll.url)
             wait_canvas_equals(page, vm.screendump)
+
+
+# --- around the picture -----------------------------------------------------------------------
+
+
+def test_buttons_wheel_pointer_lock_and_the_focused_page(browser: Any, input_vm: TestVM,
+                                                        tmp_path: Path) -> None:
+    """Ctrl-Alt-Del and paste-as-keys buttons, the wheel, Pointer Lock in server mouse mode,
+    and with two pages open only the focused one's keys reach the guest."""
+    with ryll_web(input_vm, tmp_path, "--web") as ryll:
+        context = browser.new_context(viewport=VIEWPORT)
+        page = open_page(browser, ryll.url, context)
+        wait_js(page, "document.querySelector('#state').textContent"
+                               ".startsWith('connected')")
+        off = input_vm.serial_offset()
+        page.click("#cad")
+        # KEY_LEFTCTRL 29, KEY_LEFTALT 56, KEY_DELETE 111: pressed in order, released backwards.
+        input_vm.wait_serial(r"ryll: key 29 up", timeout=15, after=off)
+        keys = [m.group(1) for m in serial_lines(input_vm, r"ryll: key (\d+ (?:down|up))", off)]
+        assert keys == ["29 down", "56 down", "111 down", "111 up", "56 up", "29 up"]
+
+        off = input_vm.serial_offset()
+        page.once("dialog", lambda dialog: dialog.accept("Hi there!"))
+        page.click("#paste")
+        input_vm.wait_serial(r"ryll: text [^\r\n]*Hi there!\r?\n", timeout=20, after=off)
+        page.wait_for_selector("#message:not([hidden])")
+        assert "typed 9 characters" in page.inner_text("#message")
+
+        # Server mouse mode: a click locks the pointer, then moves are relative.
+        box = page.locator("canvas.screen").bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + 50, box["y"] + 50)
+        page.mouse.click(box["x"] + 50, box["y"] + 50)
+        wait_js(page, "document.pointerLockElement !== null", 10)
+        off = input_vm.serial_offset()
+        page.mouse.move(box["x"] + 80, box["y"] + 30)
+        page.mouse.move(box["x"] + 110, box["y"] + 10)
+        page.mouse.wheel(0, 100)
+        page.mouse.wheel(0, -200)
+        input_vm.wait_serial(r"ryll: wheel 1\r?\n", timeout=15, after=off)
+        time.sleep(0.5)
+        moves = [(int(m.group(1)), int(m.group(2)))
+                 for m in serial_lines(input_vm, r"ryll: pointer rel (-?\d+) (-?\d+)", off)]
+        assert (sum(dx for dx, _ in moves), sum(dy for _, dy in moves)) == (60, -40), moves
+        wheel = [int(m.group(1)) for m in serial_lines(input_vm, r"ryll: wheel (-?\d+)", off)]
+        assert wheel == [-1, 1, 1], wheel  # one notch down, two up
+
+        # A second page takes the focus: what the first one held is let go, and its input
+        # no longer reaches the guest.
+        page.keyboard.down("ShiftLeft")
+        input_vm.wait_serial(r"ryll: key 42 down", timeout=15, after=off)
+        other = open_page(browser, ryll.base + "/", context)
+        other.focus("#screens")
+        other.keyboard.press("KeyQ")  # KEY_Q 16
+        input_vm.wait_serial(r"ryll: key 16 up", timeout=15, after=off)
+        keys = [m.group(1) for m in serial_lines(input_vm, r"ryll: key (\d+ (?:down|up))", off)]
+        assert keys == ["42 down", "42 up", "16 down", "16 up"]
+        off = input_vm.serial_offset()
+        page.evaluate("send({t: 'rel', dx: 7, dy: 7})")  # as a locked pointer would
+        page.evaluate("send({t: 'button', button: 0, down: true})")
+        page.evaluate("send({t: 'button', button: 0, down: false})")
+        other.keyboard.press("KeyE")  # KEY_E 18
+        input_vm.wait_serial(r"ryll: key 18 up", timeout=15, after=off)
+        time.sleep(0.3)
+        text = input_vm.serial_text()[off:]
+        assert "pointer rel" not in text and "button" not in text, text
+        page.keyboard.up("ShiftLeft")
+
+
+def test_a_bug_report_of_a_region_from_the_page(browser: Any, tmp_path: Path) -> None:
+    import zipfile
+
+    with TestVM(vga="qxl", scene="static", mode="640x480") as vm:
+        vm.wait_frame(1, timeout=90)
+        with ryll_web(vm, tmp_path, "--web", "--bug-report-dir", str(tmp_path / "reports")
+                      ) as ryll:
+            page = open_page(browser, ryll.url)
+            want = vm.screendump()
+            wait_canvas_equals(page, lambda: want)
+            box = page.locator("canvas.screen").bounding_box()
+            assert box is not None
+            page.click("#report")
+            page.once("dialog", lambda dialog: dialog.accept("the colour bars look off"))
+            page.mouse.move(box["x"] + 10, box["y"] + 20)
+            page.mouse.down()
+            page.mouse.move(box["x"] + 60, box["y"] + 50)
+            page.mouse.move(box["x"] + 110, box["y"] + 80)
+            page.mouse.up()
+            wait_js(page, "document.querySelector('#message').textContent"
+                          ".includes('bug report')", 30)
+            assert "bug report written" in page.inner_text("#message"), (
+                page.inner_text("#message"))
+            path = Path(page.inner_text("#message").split("written: ", 1)[1].strip())
+    with zipfile.ZipFile(path) as z:
+        meta = json.loads(z.read("metadata.json"))
+        region = np.asarray(Image.open(io.BytesIO(z.read("screenshot-region.png")))
+                            .convert("RGB"))
+    assert meta["description"] == "the colour bars look off"
+    assert meta["report_type"] == "manual"
+    assert region.shape == (60, 100, 3)
+    assert np.array_equal(region, want[20:80, 10:110])
+
+
+def test_the_page_reconnects_and_survives_a_guest_reset(browser: Any, tmp_path: Path) -> None:
+    with TestVM(vga="qxl", scene="static", mode="640x480") as vm:
+        first = vm.wait_frame(1, timeout=90)
+        with ryll_web(vm, tmp_path, "--web") as ryll:
+            page = open_page(browser, ryll.url)
+            wait_canvas_equals(page, vm.screendump)
+            # A network blip: the socket drops; the page links again and gets the picture.
+            page.evaluate("""() => { window.blips = 0;
+                const c = document.querySelector('canvas.screen');
+                c.getContext('2d').clearRect(0, 0, c.width, c.height); view.ws.close(); }""")
+            wait_js(page, "view.ws !== null && view.ws.readyState === 1")
+            wait_canvas_equals(page, vm.screendump)
+            # The guest resets: the session and the page carry on, the new picture arrives.
+            vm.system_reset()
+            vm.wait_frame(1, timeout=90, after=first + 1)
+            wait_canvas_equals(page, vm.screendump, timeout=60)
+            assert page.inner_text("#state").startswith("connected")
+
+
+def test_the_agent_gets_the_page_size_and_the_clipboard_goes_both_ways(
+        browser: Any, tmp_path: Path) -> None:
+    with TestVM(vga="qxl", scene="static", mode="640x480", agent_port=True,
+                extra_cmdline="ryll.agent=1 ryll.clip=guest-says-hi") as vm:
+        vm.wait_serial(r"ryll: agent up", timeout=90)
+        after = vm.serial_offset()
+        with ryll_web(vm, tmp_path, "--web") as ryll:
+            context = browser.new_context(viewport={"width": 1000, "height": 700})
+            context.grant_permissions(["clipboard-read", "clipboard-write"])
+            page = open_page(browser, ryll.url, context)
+            page.bring_to_front()
+            page.focus("#screens")
+            size = page.evaluate("[document.querySelector('#screens').clientWidth, "
+                                 "document.querySelector('#screens').clientHeight]")
+            width, height = size[0] & ~7, size[1]
+            vm.wait_serial(rf"ryll: agent monitors {width}x{height}", timeout=30, after=after)
+            vm.wait_serial(rf"ryll: mode set {width}x{height}", timeout=30, after=after)
+            got = wait_canvas_equals(page, vm.screendump, timeout=30)
+            assert got.shape == (height, width, 3)
+            # The guest's clipboard is the page's...
+            wait_js(page, "navigator.clipboard.readText()"
+                                   ".then(t => t === 'guest-says-hi')", 30)
+            # ...and the page's goes to the guest when the page gets the focus.
+            page.evaluate("navigator.clipboard.writeText('page-says-hello')")
+            page.evaluate("window.dispatchEvent(new Event('focus'))")
+            vm.wait_serial(r"ryll: agent clipboard page-says-hello", timeout=30, after=after)
+
+
+def test_https_and_the_control_socket_alongside(browser: Any, tmp_path: Path) -> None:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from tests.e2e.ctlspec_client import SpecClient
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    sock = tmp_path / "ctl.sock"
+    with TestVM(vga="qxl", scene="static", mode="640x480") as vm:
+        vm.wait_frame(1, timeout=90)
+        with ryll_web(vm, tmp_path, "--web", "--web-tls-cert", str(tmp_path / "cert.pem"),
+                      "--web-tls-key", str(tmp_path / "key.pem"), "--control-socket",
+                      str(sock)) as ryll:
+            assert ryll.url.startswith("https://127.0.0.1:")
+            context = browser.new_context(viewport=VIEWPORT, ignore_https_errors=True)
+            page = open_page(browser, ryll.url, context)
+            wait_canvas_equals(page, vm.screendump)
+            deadline = time.monotonic() + 30
+            while not sock.exists():
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            client = SpecClient.connect(str(sock), client_name="test_viewer")
+            try:
+                assert client.status()["spice_connected"] is True
+            finally:
+                client.close()

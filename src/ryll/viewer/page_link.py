@@ -12,8 +12,9 @@ focus), ``move`` (client mouse mode: a position on a display), ``rel`` (server m
 Pointer Lock), ``button``, ``wheel``, ``cad`` (ctrl-alt-delete), ``paste`` (text typed as
 keystrokes), ``clipboard`` (the page's clipboard for the guest), ``size`` (the page's size,
 asked of the guest agent), ``focus`` (this page now drives input: only the focused page's
-input reaches the guest), ``report`` (a bug report with an optional region) and
-``refresh``. A message that is not understood is logged and ignored; the page stays.
+input reaches the guest; while no page has asked, the first one to send input has it),
+``report`` (a bug report with an optional region) and ``refresh``. A message that is not
+understood is logged and ignored; the page stays.
 """
 
 from __future__ import annotations
@@ -159,6 +160,9 @@ class PageLink:
             self.cursor(self.viewer.cursor_shape, shape=True)
         if self.viewer.cursor_at is not None:
             self.cursor(self.viewer.cursor_at)
+        clipboard = self.session.agent.guest_clipboard
+        if clipboard is not None:  # what the guest copied before this page opened
+            self.send_text(wire.text("clipboard", text=clipboard))
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
@@ -221,7 +225,9 @@ class PageLink:
         if kind == "clipboard":
             self.session.agent.set_clipboard(str(m["text"]))
             return
-        if self.viewer.focused is not self:
+        if self.viewer.focused is None:
+            self.viewer.focused = self  # the only page, or the first one used
+        elif self.viewer.focused is not self:
             return  # input comes from the page that has focus
         inp = self.session.input
         if kind == "key":

@@ -207,7 +207,6 @@ function attachPointer(d) {
   c.addEventListener("contextmenu", (ev) => ev.preventDefault());
   c.addEventListener("mousemove", (ev) => {
     if (view.selecting) return;
-    if (!view.focused) takeFocus();  // the pointer over this page: its input is the guest's
     if (view.mouse === "client") {
       const [x, y] = guestPos(d, ev);
       if (!pendingMove) requestAnimationFrame(flushMove);
