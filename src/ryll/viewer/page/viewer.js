@@ -12,7 +12,7 @@ const view = {
   mouse: "server",            // SPICE mouse mode
   cursor: {png: null, url: null, hotX: 0, hotY: 0, img: null, x: 0, y: 0, visible: true,
            display: 0},
-  fit: false, focused: false, frames: 0, drawnThisFrame: false,
+  fit: false, focused: false, frames: 0, framesTotal: 0, drawnThisFrame: false,
   last: null,                 // the previous status, for the rates
   selecting: false, wheel: 0,
 };
@@ -82,7 +82,7 @@ function onRect(buf) {
 }
 
 function countFrames() {
-  if (view.drawnThisFrame) { view.frames++; view.drawnThisFrame = false; }
+  if (view.drawnThisFrame) { view.frames++; view.framesTotal++; view.drawnThisFrame = false; }
   requestAnimationFrame(countFrames);
 }
 
