@@ -64,6 +64,7 @@ from ryll.session.screens import Grab, monitors
 from ryll.session.session import CHANNEL_CLASSES, Session, SessionEnd
 from ryll.session.snapshot import SessionSnapshot
 from ryll.session.target import Target, load_vv_file, load_vv_url, parse_direct
+from ryll.viewer.options import WebOptions
 
 __all__ = ["VM", "SyncVM", "connect", "connect_sync", "resolve"]
 
@@ -177,6 +178,16 @@ class VM:
         return await reporter.write(ReportRequest(
             "manual", "all" if area is None else "display", description=description,
             region=area, display=display, triggered_uptime=self.session.uptime))
+
+    def viewer_url(self) -> str:
+        """A new one-time link to the viewer (``connect(web=True)``): each call gives one more
+        browser its way in. The link is spent once opened; the tabs of that browser share it."""
+        from ryll.viewer.server import Viewer
+
+        for fe in self._front.front_ends:
+            if isinstance(fe, Viewer):
+                return fe.new_url()
+        raise UsageError("the viewer is off: connect(..., web=True)")
 
     async def __aenter__(self) -> VM:
         return self
@@ -507,14 +518,17 @@ class Connecting(Awaitable[VM]):
 def connect(target: str | Path | Target, password: str | None = None,
             timeout: float = DEFAULT_TIMEOUT_S, video_codecs: tuple[int, ...] = (),
             max_memory_mib: int | None = None, capture: str | Path | None = None,
-            bug_report_dir: str | Path | None = None) -> Connecting:
+            bug_report_dir: str | Path | None = None,
+            web: bool | WebOptions = False) -> Connecting:
     """Connect to a SPICE server: ``"host:port[:tls_port]"``, a ``.vv`` file, or an http(s)
     URL serving one. Returns once the main channel and every channel it lists are linked (or
     raises the link's error: AuthError, ConnectError, TLSError...; DisplayTimeout after
     ``timeout`` seconds). ``max_memory_mib`` bounds what the server can make ryll hold
     (ryll.budget; default 1024). ``capture`` records the session into that directory as
     ``--capture`` does; ``bug_report_dir`` turns on bug reports (``vm.bug_report()``, and one
-    when the server drops a channel) with their traffic ring."""
+    when the server drops a channel) with their traffic ring. ``web`` serves the browser
+    viewer (True: on 127.0.0.1, any free port; or a ``ryll.viewer.options.WebOptions``):
+    ``vm.viewer_url()`` gives a link to open."""
     if timeout <= 0:
         raise ValueError("timeout must be positive")
     ctx = ChannelContext(display=DisplayOptions(video_codecs=video_codecs))
@@ -531,6 +545,11 @@ def connect(target: str | Path | Target, password: str | None = None,
         from ryll.diagnostics.reports import BugReports, ReportOptions
 
         front_ends.append(BugReports(ReportOptions(directory=Path(bug_report_dir))))
+    if web:
+        from ryll.viewer.server import Viewer
+
+        options = web if isinstance(web, WebOptions) else WebOptions()
+        front_ends.append(Viewer(options, io.StringIO()))
     return Connecting(target, password, timeout, ctx, front_ends)
 
 
@@ -602,6 +621,9 @@ class SyncVM:
     wait_for = _blocking("wait_for")
     bug_report = _blocking("bug_report")
 
+    def viewer_url(self) -> str:
+        return self._loop.run(_value(self.vm.viewer_url))
+
     def snapshot(self) -> SessionSnapshot:
         return self._loop.run(_value(self.vm.snapshot))
 
@@ -633,12 +655,14 @@ async def _on_loop(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...],
 def connect_sync(target: str | Path | Target, password: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT_S, video_codecs: tuple[int, ...] = (),
                  max_memory_mib: int | None = None, capture: str | Path | None = None,
-                 bug_report_dir: str | Path | None = None) -> SyncVM:
+                 bug_report_dir: str | Path | None = None,
+                 web: bool | WebOptions = False) -> SyncVM:
     """:func:`connect` for plain scripts: ``with ryll.connect_sync(...) as vm:``."""
     loop = _Loop()
     try:
         vm: VM = loop.run(_awaited(connect(target, password, timeout, video_codecs,
-                                           max_memory_mib, capture, bug_report_dir)))
+                                           max_memory_mib, capture, bug_report_dir,
+                                           web)))
     except BaseException:
         loop.close()
         raise

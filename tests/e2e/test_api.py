@@ -82,6 +82,8 @@ def test_every_doc_example_runs_as_written(vm: TestVM, tmp_path: Path) -> None:
                 assert "traffic.pcap" in zf.namelist()
             assert {"main.pcap", "display.pcap", "metadata.json"} <= {
                 p.name for p in (tmp_path / "capture").iterdir()}
+        if "viewer_url()" in code:
+            assert re.search(r"watch at http://127\.0\.0\.1:\d+/\?token=\S+", run.stdout)
         if "latency" in code:
             assert re.search(r"the key changed \d+x\d+ pixels", run.stdout), run.stdout
             assert "input-to-display latency" in run.stdout

@@ -507,3 +507,99 @@ def test_https_and_the_control_socket_alongside(browser: Any, tmp_path: Path) ->
                 assert client.status()["spice_connected"] is True
             finally:
                 client.close()
+
+
+def test_every_monitor_has_its_canvas(browser: Any, tmp_path: Path) -> None:
+    from tests.e2e.test_multihead import SIZES, head_picture
+
+    with TestVM(scene="heads", heads=2, extra_cmdline="ryll.load=qxl") as vm:
+        vm.wait_serial(r"ryll: idle", timeout=120)
+        with ryll_web(vm, tmp_path, "--web") as ryll:
+            page = open_page(browser, ryll.url)
+            wait_js(page, "document.querySelectorAll('canvas.screen').length === 2")
+            for head in (0, 1):
+                wait_canvas_equals(page, lambda h=head: head_picture(h, *SIZES[h]),
+                                   display=head)
+                assert np.array_equal(vm.screendump(device=vm.display_devices[head]),
+                                      head_picture(head, *SIZES[head]))
+
+
+def test_fit_scaled_clicks_the_client_cursor_and_the_bar(browser: Any, tmp_path: Path) -> None:
+    """Scaled displays still click where they are clicked; the guest cursor is the page's CSS
+    cursor in client mode; the bar shows streams and traffic; full screen works."""
+    with TestVM(vga="qxl", scene="input", mode="640x480", usb_tablet=True) as vm:
+        vm.wait_serial(r"ryll: input device \S+ abs=1", timeout=120)
+        with ryll_web(vm, tmp_path, "--web") as ryll:
+            page = open_page(browser, ryll.url, browser.new_context(
+                viewport={"width": 500, "height": 600}))
+            wait_js(page, "document.querySelector('#state').textContent"
+                          ".includes('client mouse')")
+            # Narrower than the display: scaled to the window's width, 1:1 no more.
+            box = page.locator("canvas.screen").bounding_box()
+            assert box is not None and box["width"] < 500 and abs(
+                box["height"] - box["width"] * 480 / 640) < 2
+            page.click("#fit")
+            wait_js(page, "document.querySelector('#screens').classList.contains('fit')")
+            box = page.locator("canvas.screen").bounding_box()
+            assert box is not None
+            scale = box["width"] / 640
+            off = vm.serial_offset()
+            page.mouse.click(box["x"] + 320 * scale, box["y"] + 120 * scale)
+            vm.wait_serial(r"ryll: button 1 up\r?\n", timeout=15, after=off)
+            spots = [(int(m.group(1)), int(m.group(2)))
+                     for m in serial_lines(vm, r"ryll: pointer abs (\d+) (\d+)", off)]
+            assert abs(spots[-1][0] - 320) <= 2 and abs(spots[-1][1] - 120) <= 2, spots
+            # The bar: traffic counted, the session's state and mouse mode.
+            wait_js(page, "!document.querySelector('#bandwidth').textContent"
+                          ".startsWith('in 0 B/s')")
+            page.click("#fullscreen")
+            wait_js(page, "document.fullscreenElement !== null", 10)
+            assert page.errors == []
+
+
+def test_the_client_mode_cursor_is_the_pages(browser: Any, tmp_path: Path) -> None:
+    with TestVM(scene="cursor", mode="640x480", extra_cmdline="ryll.load=qxl",
+                usb_tablet=True) as vm:
+        set_at = vm.wait_serial(r"ryll: cursor set 100 80 hot 5 7", timeout=90)
+        vm.wait_serial(r"ryll: idle", timeout=30, after=set_at)
+        with ryll_web(vm, tmp_path, "--web") as ryll:
+            page = open_page(browser, ryll.url)
+            wait_js(page, "view.mouse === 'client' && view.cursor.url !== null")
+            css = page.evaluate("document.querySelector('canvas.screen').style.cursor")
+            assert css.startswith('url("data:image/png;base64,') and css.endswith(
+                '") 5 7, auto'), css
+            png = base64.b64decode(css.split("base64,", 1)[1].split('"', 1)[0])
+            shape = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+            assert np.array_equal(shape, guest_cursor_rgba())
+            overlay = page.evaluate("document.querySelector('canvas.overlay').toDataURL()")
+            drawn = np.asarray(Image.open(io.BytesIO(
+                base64.b64decode(overlay.split(",", 1)[1]))).convert("RGBA"))
+            assert not drawn[:, :, 3].any()  # nothing drawn over the canvas in client mode
+
+
+def test_the_streaming_indicator(browser: Any, tmp_path: Path) -> None:
+    with TestVM(vga="qxl", scene="animate", mode="640x480", streaming_video="all",
+                extra_cmdline="ryll.seconds=120") as vm:
+        vm.wait_frame(20, timeout=90)
+        with ryll_web(vm, tmp_path, "--web") as ryll:
+            page = open_page(browser, ryll.url)
+            wait_js(page, "document.querySelector('#streaming').className === 'on'")
+            wait_js(page, "parseInt(document.querySelector('#fps').textContent) >= 10")
+
+
+def test_the_python_api_serves_the_viewer_too(browser: Any) -> None:
+    import ryll
+
+    with TestVM(vga="qxl", scene="static", mode="640x480") as vm:
+        vm.wait_frame(1, timeout=90)
+        with ryll.connect_sync(f"127.0.0.1:{vm.port}", web=True) as v:
+            v.wait_for_display()
+            first, second = v.viewer_url(), v.viewer_url()
+            assert first != second  # each a one-time link of its own
+            for url in (first, second):  # two browsers
+                page = open_page(browser, url)
+                wait_canvas_equals(page, vm.screendump)
+                page.context.close()
+        with pytest.raises(ryll.UsageError, match="the viewer is off"), \
+                ryll.connect_sync(f"127.0.0.1:{vm.port}") as plain:
+            plain.viewer_url()
