@@ -96,6 +96,9 @@ def test_rect_messages_round_trip() -> None:
     assert wire.parse_rect(message) == (2, 300, 40, 3, 2, wire.Encoding.RAW, payload)
     with pytest.raises(ValueError):
         wire.parse_rect(message[:5])
+    for bad in ((256, 0, 0, 1, 1), (0, 65536, 0, 1, 1), (0, 0, 0, 70000, 1), (0, -1, 0, 1, 1)):
+        with pytest.raises(ValueError, match="does not fit"):
+            wire.rect_message(*bad, wire.Encoding.RAW, b"")
     with pytest.raises(ValueError):
         wire.parse_rect(b"\x07" + message[1:])
 

@@ -9,12 +9,14 @@ import io
 import json
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from ryll.channels.context import ChannelContext
+from ryll.diagnostics.reports import BugReports, ReportOptions
 from ryll.errors import UsageError
 from ryll.session.session import Session, SessionEnd
 from ryll.session.target import Target
@@ -23,9 +25,12 @@ from ryll.viewer.options import WebOptions
 from ryll.viewer.server import MAX_PAGE_MESSAGE, Viewer
 
 
-def with_viewer(body: Callable[[Viewer, str], Awaitable[None]]) -> None:
+def with_viewer(body: Callable[[Viewer, str], Awaitable[None]],
+                reports: Path | None = None) -> None:
     async def main() -> None:
         session = Session(Target("127.0.0.1", 1), ChannelContext())
+        if reports is not None:  # the real bug reports, as the ryll command has them
+            await BugReports(ReportOptions(directory=reports)).start(session)
         viewer = Viewer(WebOptions(), io.StringIO())
         await viewer.start(session)
         assert viewer.url is not None
@@ -101,7 +106,7 @@ async def _texts(ws: aiohttp.ClientWebSocketResponse, n: int) -> list[dict[str, 
     return out
 
 
-def test_a_hostile_page_gets_errors_and_the_viewer_stays() -> None:
+def test_a_hostile_page_gets_errors_and_the_viewer_stays(tmp_path: Path) -> None:
     async def body(viewer: Viewer, url: str) -> None:
         client = await logged_in(url)
         async with client:
@@ -110,12 +115,22 @@ def test_a_hostile_page_gets_errors_and_the_viewer_stays() -> None:
             kinds = [m["t"] for m in await _texts(ws, 3)]
             assert kinds == ["hello", "layout", "status"]
             for junk in ("not json", "[1, 2]", '{"t": 5}', '{"t": "nope"}',
-                         '{"t": "key"}', '{"t": "move", "x": "a"}'):
+                         '{"t": "key"}', '{"t": "move", "x": "a"}',
+                         '{"t": "size", "width": 1e400, "height": 1}'):
                 await ws.send_str(junk)  # logged and ignored
             await ws.send_str('{"t": "focus"}')
             await ws.send_str('{"t": "key", "code": "KeyA", "down": true}')
             [error] = await _texts(ws, 1)  # no inputs channel: said to the page
             assert error["t"] == "error" and "inputs" in error["message"]
+            # A second report while the first is being written (its runtime metrics alone
+            # take 2 s) is refused, not queued.
+            await ws.send_str('{"t": "report", "description": "one"}')
+            await ws.send_str('{"t": "report", "description": "two"}')
+            [refused] = await _texts(ws, 1)
+            assert refused["t"] == "error" and "not done yet" in refused["message"]
+            msg = await asyncio.wait_for(ws.receive(), 15)
+            written = json.loads(msg.data)
+            assert written["t"] == "report" and Path(written["path"]).is_file(), written
             # Over the size limit: that socket is closed, the viewer carries on.
             await ws.send_str("x" * (MAX_PAGE_MESSAGE + 1))
             msg = await asyncio.wait_for(ws.receive(), 5)
@@ -125,7 +140,7 @@ def test_a_hostile_page_gets_errors_and_the_viewer_stays() -> None:
             assert (await _texts(again, 1))[0]["t"] == "hello"
             await again.close()
 
-    with_viewer(body)
+    with_viewer(body, reports=tmp_path)
 
 
 def test_the_end_of_the_session_closes_the_pages() -> None:

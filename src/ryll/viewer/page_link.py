@@ -63,6 +63,7 @@ class PageLink:
         self._texts: list[str] = []
         self._status: str | None = None
         self._resize: asyncio.TimerHandle | None = None
+        self._busy: set[str] = set()  # "paste", "report": one of each at a time
         self.updates = 0  # batches of rectangles sent
         self.bytes_sent = 0
         self.closed = False
@@ -139,8 +140,13 @@ class PageLink:
                 encoding = choose_encoding(self.loopback, grab.width * grab.height)
                 payload = encode_rect(grab.pixels, encoding)
                 r = grab.rect
-                message = b"".join(wire.rect_message(display, r.left, r.top, r.width,
-                                                     r.height, encoding, payload))
+                try:
+                    parts = wire.rect_message(display, r.left, r.top, r.width, r.height,
+                                              encoding, payload)
+                except ValueError as exc:  # beyond what the page's header can say
+                    log.warning("viewer: not sent: %s", exc)
+                    continue
+                message = b"".join(parts)
                 await self.ws.send_bytes(message)
                 self.bytes_sent += len(message)
         self.updates += 1
@@ -197,7 +203,7 @@ class PageLink:
             if not isinstance(message, dict) or not isinstance(message.get("t"), str):
                 raise ValueError("not an object with a kind")
             await self._handle(message)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
             log.warning("viewer: a page sent a message ryll does not understand (%s): %.80s",
                         exc, data)
         except RyllError as exc:  # no inputs channel yet, no agent: the page is told
@@ -220,7 +226,8 @@ class PageLink:
             self._ask_size(int(m["width"]), int(m["height"]))
             return
         if kind == "report":
-            await self._report(m)
+            if self._one_at_a_time("report"):
+                asyncio.ensure_future(self._done_after("report", self._report(m)))
             return
         if kind == "clipboard":
             self.session.agent.set_clipboard(str(m["text"]))
@@ -265,10 +272,25 @@ class PageLink:
         elif kind == "cad":
             await inp.press_key("ctrl-alt-delete")
         elif kind == "paste":
-            text = str(m["text"])
-            asyncio.ensure_future(self._paste(text))
+            if self._one_at_a_time("paste"):
+                asyncio.ensure_future(self._done_after("paste", self._paste(str(m["text"]))))
         else:
             raise ValueError(f"unknown kind {kind!r}")
+
+    def _one_at_a_time(self, what: str) -> bool:
+        """Whether ``what`` may start now: a page that asks again before the last one is done
+        is told so (a hostile page cannot pile up typing tasks or zips)."""
+        if what in self._busy:
+            self.send_text(wire.text("error", message=f"{what}: the last one is not done yet"))
+            return False
+        self._busy.add(what)
+        return True
+
+    async def _done_after(self, what: str, work: Any) -> None:
+        try:
+            await work
+        finally:
+            self._busy.discard(what)
 
     def _channel_of(self, display: int) -> int:
         for d in self.layout:

@@ -31,7 +31,12 @@ class Encoding(IntEnum):
 
 def rect_message(display: int, x: int, y: int, width: int, height: int, encoding: Encoding,
                  payload: bytes | memoryview) -> list[bytes | memoryview]:
-    """A rectangle message as its two parts (header, payload): the caller joins them once."""
+    """A rectangle message as its two parts (header, payload): the caller joins them once.
+    ValueError for a display or position the header cannot hold (display 0..255, the rest
+    0..65535)."""
+    if not 0 <= display <= 0xFF or not all(0 <= v <= 0xFFFF for v in (x, y, width, height)):
+        raise ValueError(f"display {display} rectangle {width}x{height}+{x}+{y} does not "
+                         "fit the page's header")
     return [RECT_HEADER.pack(RECT, display, x, y, width, height, encoding), payload]
 
 
