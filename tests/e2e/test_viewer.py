@@ -464,6 +464,16 @@ def test_the_agent_gets_the_page_size_and_the_clipboard_goes_both_ways(
             page.evaluate("navigator.clipboard.writeText('page-says-hello')")
             page.evaluate("window.dispatchEvent(new Event('focus'))")
             vm.wait_serial(r"ryll: agent clipboard page-says-hello", timeout=30, after=after)
+        # --no-obey-guest-size: the page's size is not asked of the guest.
+        after = vm.serial_offset()
+        with ryll_web(vm, tmp_path, "--web", "--no-obey-guest-size") as ryll:
+            context = browser.new_context(viewport={"width": 900, "height": 650})
+            page = open_page(browser, ryll.url, context)
+            page.focus("#screens")
+            page.evaluate("send({t: 'focus'}); sendSize()")
+            wait_canvas_equals(page, vm.screendump)
+            time.sleep(2.0)  # past the half second a size waits to settle
+            assert "agent monitors" not in vm.serial_text()[after:]
 
 
 def test_https_and_the_control_socket_alongside(browser: Any, tmp_path: Path) -> None:
