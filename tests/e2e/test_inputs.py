@@ -48,6 +48,23 @@ def serial_lines(vm: TestVM, pattern: str, after: int) -> list[re.Match[str]]:
     return list(re.finditer(pattern, vm.serial_text()[after:]))
 
 
+def pointer_spots(vm: TestVM, after: int) -> list[tuple[int, int]]:
+    """The absolute pointer positions the guest reported since ``after``."""
+    return [(int(m.group(1)), int(m.group(2)))
+            for m in serial_lines(vm, r"ryll: pointer abs (\d+) (\d+)", after)]
+
+
+def check_move_then_middle_click(vm: TestVM, after: int) -> None:
+    """What the guest saw of "move to (100, 200), then a middle click at (300, 50)" in
+    client mouse mode: both positions (within a pixel), and one press and release."""
+    vm.wait_serial(r"ryll: button 2 up\r?\n", timeout=15, after=after)
+    spots = pointer_spots(vm, after)
+    assert any(abs(x - 100) <= 1 and abs(y - 200) <= 1 for x, y in spots), spots
+    assert abs(spots[-1][0] - 300) <= 1 and abs(spots[-1][1] - 50) <= 1, spots
+    buttons = [m.group(1) for m in serial_lines(vm, r"ryll: button (\d \w+)", after)]
+    assert buttons == ["2 down", "2 up"]
+
+
 def escaped(text: str) -> str:
     """How the guest prints typed text."""
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
@@ -159,13 +176,7 @@ def test_pointer_client_mode() -> None:
             return session.ctx.state.current_mouse_mode
 
         assert with_session(vm, body) == 2
-        vm.wait_serial(r"ryll: button 2 up\r?\n", timeout=15, after=off)
-        spots = [(int(m.group(1)), int(m.group(2)))
-                 for m in serial_lines(vm, r"ryll: pointer abs (\d+) (\d+)", off)]
-        assert any(abs(x - 100) <= 1 and abs(y - 200) <= 1 for x, y in spots), spots
-        assert abs(spots[-1][0] - 300) <= 1 and abs(spots[-1][1] - 50) <= 1, spots
-        buttons = [m.group(1) for m in serial_lines(vm, r"ryll: button (\d \w+)", off)]
-        assert buttons == ["2 down", "2 up"]
+        check_move_then_middle_click(vm, off)
 
 
 def test_cadence_latency(input_vm: TestVM, tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from PIL import Image
 from ryll.testvm import TestVM
 from tests.channels.test_cursor import guest_cursor_rgba
 from tests.e2e.test_cursor import HOT, LAST_MOVE, guest_screen
-from tests.e2e.test_inputs import serial_lines
+from tests.e2e.test_inputs import check_move_then_middle_click, pointer_spots, serial_lines
 
 pytestmark = [
     pytest.mark.e2e,
@@ -260,13 +260,7 @@ def test_clicks_land_where_they_were_made_in_client_mode(browser: Any, tmp_path:
             page.mouse.move(box["x"] + 100, box["y"] + 200)
             time.sleep(0.3)
             page.mouse.click(box["x"] + 300, box["y"] + 50, button="middle")
-            vm.wait_serial(r"ryll: button 2 up\r?\n", timeout=15, after=off)
-            spots = [(int(m.group(1)), int(m.group(2)))
-                     for m in serial_lines(vm, r"ryll: pointer abs (\d+) (\d+)", off)]
-            assert any(abs(x - 100) <= 1 and abs(y - 200) <= 1 for x, y in spots), spots
-            assert abs(spots[-1][0] - 300) <= 1 and abs(spots[-1][1] - 50) <= 1, spots
-            buttons = [m.group(1) for m in serial_lines(vm, r"ryll: button (\d \w+)", off)]
-            assert buttons == ["2 down", "2 up"]
+            check_move_then_middle_click(vm, off)
 
 
 # --- the cursor -------------------------------------------------------------------------------
@@ -556,8 +550,7 @@ def test_fit_scaled_clicks_the_client_cursor_and_the_bar(browser: Any, tmp_path:
             off = vm.serial_offset()
             page.mouse.click(box["x"] + 320 * scale, box["y"] + 120 * scale)
             vm.wait_serial(r"ryll: button 1 up\r?\n", timeout=15, after=off)
-            spots = [(int(m.group(1)), int(m.group(2)))
-                     for m in serial_lines(vm, r"ryll: pointer abs (\d+) (\d+)", off)]
+            spots = pointer_spots(vm, off)
             assert abs(spots[-1][0] - 320) <= 2 and abs(spots[-1][1] - 120) <= 2, spots
             # The bar: traffic counted, the session's state and mouse mode.
             wait_js(page, "!document.querySelector('#bandwidth').textContent"

@@ -294,5 +294,10 @@ def test_to_rgb_is_the_reversed_channels_of_any_view(alpha: bool) -> None:
         want = view[..., [2, 1, 0, 3]] if alpha else view[..., 2::-1]
         assert got.flags.c_contiguous and got.dtype == np.uint8
         assert np.array_equal(got, want)
+        # For a browser's ImageData: four bytes always, opaque where the surface has no alpha.
+        page = _pixels.to_rgb(view, alpha, True)
+        opaque = np.concatenate([view[..., 2::-1], np.full(view.shape[:2] + (1,), 255,
+                                                            np.uint8)], axis=2)
+        assert np.array_equal(page, want if alpha else opaque)
     with pytest.raises(ValueError, match="expected 4"):
         _pixels.to_rgb(surface[..., :3], False)

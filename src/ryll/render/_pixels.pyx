@@ -227,16 +227,19 @@ def rect_union(const long long[:, :] rects, Py_ssize_t h, Py_ssize_t w):
     return out_arr
 
 
-def to_rgb(const uint8_t[:, :, :] src, bint alpha):
+def to_rgb(const uint8_t[:, :, :] src, bint alpha, bint rgba=False):
     """A BGRA/BGRX surface region (h, w, 4 bytes, any strides) as a new C-contiguous RGB
     (h, w, 3) array, or RGBA (h, w, 4) with ``alpha``: the layout of screendump and PNG.
+    ``rgba``: four bytes a pixel always, alpha 255 where the surface has none (a browser's
+    ImageData, which then needs no per-pixel work in the page).
     numpy's reversed-channel copy is an element-wise strided loop with the GIL held; this one
     is a plain loop without it (grabs run between display messages, on the session's
     thread)."""
     cdef Py_ssize_t h = src.shape[0], w = src.shape[1], y, x
     if src.shape[2] != 4:
         raise ValueError(f"pixels have {src.shape[2]} bytes, expected 4")
-    out = np.empty((h, w, 4 if alpha else 3), np.uint8)
+    cdef bint four = alpha or rgba
+    out = np.empty((h, w, 4 if four else 3), np.uint8)
     cdef uint8_t[:, :, ::1] dst = out
     with nogil:
         for y in range(h):
@@ -244,25 +247,6 @@ def to_rgb(const uint8_t[:, :, :] src, bint alpha):
                 dst[y, x, 0] = src[y, x, 2]
                 dst[y, x, 1] = src[y, x, 1]
                 dst[y, x, 2] = src[y, x, 0]
-                if alpha:
-                    dst[y, x, 3] = src[y, x, 3]
-    return out
-
-
-def to_rgba(const uint8_t[:, :, :] src, bint alpha):
-    """A BGRA/BGRX surface region as a new C-contiguous RGBA (h, w, 4) array whose alpha is
-    the surface's with ``alpha``, else 255: the layout of a browser's ImageData, which needs
-    no per-pixel work in the page."""
-    cdef Py_ssize_t h = src.shape[0], w = src.shape[1], y, x
-    if src.shape[2] != 4:
-        raise ValueError(f"pixels have {src.shape[2]} bytes, expected 4")
-    out = np.empty((h, w, 4), np.uint8)
-    cdef uint8_t[:, :, ::1] dst = out
-    with nogil:
-        for y in range(h):
-            for x in range(w):
-                dst[y, x, 0] = src[y, x, 2]
-                dst[y, x, 1] = src[y, x, 1]
-                dst[y, x, 2] = src[y, x, 0]
-                dst[y, x, 3] = src[y, x, 3] if alpha else 255
+                if four:
+                    dst[y, x, 3] = src[y, x, 3] if alpha else 255
     return out

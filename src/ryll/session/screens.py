@@ -122,8 +122,7 @@ def grab_monitor(monitor: Monitor, rect: Rect | None = None, with_cursor: bool =
         raise ValueError(f"rectangle {rect} is not on the {surface.width}x{surface.height} "
                          "surface")
     view = surface.pixels[r.top:r.bottom, r.left:r.right]
-    pixels = (_pixels.to_rgba(view, surface.has_alpha) if rgba
-              else _pixels.to_rgb(view, surface.has_alpha))
+    pixels = _pixels.to_rgb(view, surface.has_alpha, rgba)
     cursor = monitor.cursor
     if with_cursor and cursor is not None and cursor.visible and cursor.shape is not None:
         pixels = composite(pixels, cursor.shape, cursor.x - r.left, cursor.y - r.top)
