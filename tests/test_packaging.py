@@ -50,3 +50,20 @@ def test_the_installed_distribution_is_pyryll() -> None:
     assert pyryll.is_file()
     out = subprocess.run([str(pyryll), "--version"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("ryll ")
+
+
+def test_the_viewer_s_page_is_in_git_and_in_the_wheel() -> None:
+    """Each file the viewer serves is tracked (a .gitignore rule once hid index.html) and
+    matched by the wheel's package-data patterns."""
+    import fnmatch
+    import subprocess
+
+    from ryll.viewer.server import PAGE_FILES
+
+    tracked = set(subprocess.run(["git", "ls-files", "src/ryll/viewer/page"], cwd=ROOT,
+                                 capture_output=True, text=True, check=True).stdout.split())
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["ryll.viewer"]
+    for name in PAGE_FILES:
+        assert f"src/ryll/viewer/page/{name}" in tracked, name
+        assert any(fnmatch.fnmatch(f"page/{name}", pattern) for pattern in data), name
