@@ -7,8 +7,9 @@ alternating, each for SECONDS after a settle of 3 s: ``ryll --headless`` and spi
 every update into its primary surface). Per client: CPU over the window as a share of one core
 (the process's user + system time, from psutil), peak RSS (VmHWM), and ryll's ratio to
 spice-gtk. ryll runs with its traffic ring off (``--traffic-ring-mib 0``), as spice-gtk keeps
-no such thing; the scene is the test VM's ``animate`` (a moving box and a scrolling band over
-a still picture, not a full-screen redraw).
+no such thing; the scene is the test VM's ``animate`` with ``full=1``: the whole 800x600
+picture scrolls every frame under the moving box (``--partial``: only the box and a band
+move).
 
 Run: ``.venv/bin/python bench/bench_session.py [--seconds 30] [--rounds 2]`` (needs Debian's
 python3-gi and gir1.2-spiceclientglib-2.0, which scripts/setup.sh does not install: the suite
@@ -69,6 +70,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--modes", default="off,all")
+    parser.add_argument("--partial", action="store_true",
+                        help="the box-and-band animation instead of the full-screen one")
     args = parser.parse_args()
     if args.seconds <= 0 or args.rounds < 1:
         parser.error("--seconds and --rounds must be positive")
@@ -78,7 +81,8 @@ def main() -> None:
     print(f"{'streaming-video':16} {'client':10} {'CPU':>7} {'peak RSS':>10}")
     for mode in args.modes.split(","):
         with TestVM(vga="qxl", scene="animate", mode="800x600", streaming_video=mode,
-                    extra_cmdline=f"ryll.seconds={int(total)}") as vm:
+                    extra_cmdline=f"ryll.seconds={int(total)}"
+                    + ("" if args.partial else " ryll.full=1")) as vm:
             vm.wait_frame(20, timeout=90)
             clients = {
                 # The traffic ring off: ryll's bug reports keep one (--traffic-ring-mib,

@@ -218,3 +218,34 @@ def test_zlib_glz_checks() -> None:
     with pytest.raises(DecodeError) as ei:
         decode_zlib_glz(z, 1 << 40, d)
     assert ei.value.reason == "too_large"
+
+
+def test_sorted_arrays_grow_in_place_without_changing_a_held_snapshot() -> None:
+    # The decoder reads the arrays _refs() returned while add() runs for the next image:
+    # appends go past their end and evictions move their start, so the snapshot stays as
+    # it was, and the live arrays stay sorted through growth, eviction and a late image.
+    d = GlzDictionary(window_pixels=1 << 20)
+    pix = [np.full(4, i, np.uint32) for i in range(100)]
+    for i in range(0, 40, 2):
+        d.add(i, pix[i], False, 1000)
+    ids, ptrs, sizes, alphas, keep = d._refs()
+    before = (ids.copy(), ptrs.copy(), sizes.copy(), list(keep))
+    for i in range(40, 100, 2):  # several growths of the buffers
+        d.add(i, pix[i], i % 4 == 0, 1000)
+    d.add(41, pix[41], False, 1000)  # out of order: new arrays
+    assert (ids == before[0]).all() and (ptrs == before[1]).all()
+    assert (sizes == before[2]).all() and keep[: len(before[3])] == before[3]
+    expected = sorted([*range(0, 100, 2), 41])
+    assert d.ids() == expected and len(d) == len(expected)
+    ids, ptrs, sizes, alphas, keep = d._refs()
+    assert [int(p) for p in ptrs] == [d._images[i].pixels.ctypes.data for i in expected]
+    assert [int(a) for a in alphas] == [int(d._images[i].alpha) for i in expected]
+    assert all(k is d._images[i].pixels for k, i in zip(keep, expected, strict=True))
+    # With no gap, the server's win_head_dist releases the oldest: the start moves.
+    d = GlzDictionary(window_pixels=1 << 20)
+    for i in range(50):
+        d.add(i, pix[i], False, 1000)
+    held = d._refs()[0]
+    d.add(50, np.zeros(4, np.uint32), False, 10)
+    assert d.ids() == list(range(40, 51)) and list(held) == list(range(50))
+    assert d.total_pixels == 4 * 11 and d.is_evicted(39) and not d.is_evicted(40)

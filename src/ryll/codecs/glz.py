@@ -90,8 +90,9 @@ class GlzDictionary:
     announced in display INIT) times WINDOW_OVERLAP_FACTOR, and ``max_bytes`` of pixel data.
     Not thread-safe: the session runs every display decode of a session one at a time (on the
     event loop or in its one render worker). The sorted id / pointer arrays the compiled
-    decoder reads are replaced, never changed in place, and a decode holds them (and so its
-    images) while it runs.
+    decoder reads are never changed in place where a view handed out can see (new images go
+    past its end, evictions move its start), and a decode holds them (and so its images)
+    while it runs.
     """
 
     def __init__(self, window_pixels: int, max_bytes: int = 256 * 1024 * 1024) -> None:
@@ -108,11 +109,49 @@ class GlzDictionary:
         self._reset_arrays()
 
     def _reset_arrays(self) -> None:
-        self._ids = np.empty(0, dtype=np.uint64)
-        self._ptrs = np.empty(0, dtype=np.intp)
-        self._npix = np.empty(0, dtype=np.int64)
-        self._alpha = np.empty(0, dtype=np.uint8)
+        self._adopt(
+            np.empty(16, dtype=np.uint64), np.empty(16, dtype=np.intp),
+            np.empty(16, dtype=np.int64), np.empty(16, dtype=np.uint8), 0,
+        )
         self._keep: list[np.ndarray] = []
+
+    # The sorted arrays live in buffers with room at the end: ``_ids`` and its siblings are
+    # the views [lo:hi]. Images arrive in id order, so an add writes one slot past ``hi`` (the
+    # views a decode holds never see it) and an eviction moves ``lo``: no copy per image,
+    # where np.insert copied all four arrays every time.
+
+    def _adopt(
+        self, ids: np.ndarray, ptrs: np.ndarray, npix: np.ndarray, alpha: np.ndarray, n: int
+    ) -> None:
+        """Takes four fresh buffers whose first ``n`` entries are the sorted arrays."""
+        self._b_ids, self._b_ptrs, self._b_npix, self._b_alpha = ids, ptrs, npix, alpha
+        self._lo, self._hi = 0, n
+        self._views()
+
+    def _views(self) -> None:
+        lo, hi = self._lo, self._hi
+        self._ids = self._b_ids[lo:hi]
+        self._ptrs = self._b_ptrs[lo:hi]
+        self._npix = self._b_npix[lo:hi]
+        self._alpha = self._b_alpha[lo:hi]
+
+    def _append(self, image_id: int, ptr: int, npix: int, alpha: bool) -> None:
+        """Puts the newest image after the others (in place, past every view handed out)."""
+        if self._hi == self._b_ids.size:  # full: compact into new buffers twice the size
+            n = self._hi - self._lo
+            cap = max(16, 2 * n)
+            live = (self._ids, self._ptrs, self._npix, self._alpha)
+            b_ids, b_ptrs, b_npix, b_alpha = (np.empty(cap, dtype=a.dtype) for a in live)
+            for buf, a in zip((b_ids, b_ptrs, b_npix, b_alpha), live, strict=True):
+                buf[:n] = a
+            self._adopt(b_ids, b_ptrs, b_npix, b_alpha, n)
+        hi = self._hi
+        self._b_ids[hi] = image_id
+        self._b_ptrs[hi] = ptr
+        self._b_npix[hi] = npix
+        self._b_alpha[hi] = 1 if alpha else 0
+        self._hi = hi + 1
+        self._views()
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -183,14 +222,22 @@ class GlzDictionary:
         evicted: list[np.ndarray] = []
         if image_id in self._images:
             evicted.append(self._remove_at(int(np.searchsorted(self._ids, image_id))))
-        pos = int(np.searchsorted(self._ids, np.uint64(image_id)))
-        self._ids = np.insert(self._ids, pos, np.uint64(image_id))
-        self._ptrs = np.insert(self._ptrs, pos, pixels.ctypes.data)
-        self._npix = np.insert(self._npix, pos, pixels.size)
-        self._alpha = np.insert(self._alpha, pos, 1 if alpha else 0)
-        keep = list(self._keep)
-        keep.insert(pos, pixels)
-        self._keep = keep
+        n = self._hi - self._lo
+        if n == 0 or int(self._ids[n - 1]) < image_id:  # the usual case: the newest id
+            self._append(image_id, pixels.ctypes.data, pixels.size, alpha)
+            self._keep.append(pixels)
+        else:  # out of order (another channel's image came late): new arrays
+            pos = int(np.searchsorted(self._ids, np.uint64(image_id)))
+            self._adopt(
+                np.insert(self._ids, pos, np.uint64(image_id)),
+                np.insert(self._ptrs, pos, pixels.ctypes.data),
+                np.insert(self._npix, pos, pixels.size),
+                np.insert(self._alpha, pos, 1 if alpha else 0),
+                n + 1,
+            )
+            keep = list(self._keep)
+            keep.insert(pos, pixels)
+            self._keep = keep
         self._images[image_id] = _Entry(pixels, alpha, win_head_dist)
         self._total += pixels.size
         # glz_decoder_window_add: advance the gap-free tail.
@@ -222,10 +269,8 @@ class GlzDictionary:
         gone = self._keep[:count]
         for i in self._ids[:count]:
             del self._images[int(i)]
-        self._ids = self._ids[count:].copy()
-        self._ptrs = self._ptrs[count:].copy()
-        self._npix = self._npix[count:].copy()
-        self._alpha = self._alpha[count:].copy()
+        self._lo += count
+        self._views()
         self._keep = self._keep[count:]
         self._total -= sum(b.size for b in gone)
         return gone
@@ -233,10 +278,10 @@ class GlzDictionary:
     def _remove_at(self, pos: int) -> np.ndarray:
         buf = self._keep[pos]
         del self._images[int(self._ids[pos])]
-        self._ids = np.delete(self._ids, pos)
-        self._ptrs = np.delete(self._ptrs, pos)
-        self._npix = np.delete(self._npix, pos)
-        self._alpha = np.delete(self._alpha, pos)
+        self._adopt(
+            np.delete(self._ids, pos), np.delete(self._ptrs, pos),
+            np.delete(self._npix, pos), np.delete(self._alpha, pos), self._ids.size - 1,
+        )
         self._keep = self._keep[:pos] + self._keep[pos + 1 :]
         self._total -= buf.size
         return buf

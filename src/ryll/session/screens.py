@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
 from ryll.channels.cursor import CursorChannel
 from ryll.channels.display import DisplayChannel
@@ -104,6 +103,8 @@ class Grab:
 
     def image(self) -> object:
         """A Pillow image of the pixels."""
+        from PIL import Image  # Pillow is loaded by the first picture asked for, not the session
+
         return Image.fromarray(self.pixels, "RGBA" if self.pixels.shape[2] == 4 else "RGB")
 
 
@@ -131,6 +132,8 @@ def grab_monitor(monitor: Monitor, rect: Rect | None = None, with_cursor: bool =
 
 def encode_png(pixels: np.ndarray) -> bytes:
     """PNG bytes of a ``grab`` result (RGB or RGBA by its last axis)."""
+    from PIL import Image
+
     buf = io.BytesIO()
     Image.fromarray(pixels, "RGBA" if pixels.shape[2] == 4 else "RGB").save(buf, format="PNG")
     return buf.getvalue()

@@ -9,6 +9,7 @@ here, and ``available_codecs`` tells the display channel which CODEC_* caps to a
 
 from __future__ import annotations
 
+import importlib.util
 from functools import cache
 from typing import Protocol
 
@@ -39,11 +40,19 @@ def make_decoder(codec: int) -> VideoDecoder | None:
 
 @cache
 def available_codecs() -> tuple[int, ...]:
-    """The SpiceVideoCodecTypes whose decoder opens on this machine, in enum order."""
-    from ryll.video import av_decoder
+    """The SpiceVideoCodecTypes decoded here, in enum order: MJPEG, and FFmpeg's own VP8,
+    H.264, VP9 and H.265 decoders when PyAV is installed.
 
+    Known without importing PyAV, so a session that never gets such a stream never loads
+    FFmpeg: every FFmpeg build PyAV ships or links (its wheels, Debian's) has these native
+    decoders. Should one still fail to open at STREAM_CREATE, that stream is the gap
+    ``display:unimpl:stream_codec_<name>`` and the others go on.
+    """
     found = [int(VideoCodecType.MJPEG)]
-    found += [int(c) for c in av_decoder.AV_CODECS if av_decoder.can_decode(c)]
+    if importlib.util.find_spec("av") is not None:
+        from ryll.video.av_decoder import AV_CODECS  # cheap: it imports av when used
+
+        found += [int(c) for c in AV_CODECS]
     return tuple(sorted(found))
 
 

@@ -20,10 +20,16 @@ from ryll.errors import DecodeError
 from ryll.protocol.constants import VideoCodecType
 from ryll.video.mjpeg import MAX_FRAME_SIDE
 
-try:
-    import av
-except ImportError:  # pragma: no cover - av is a dependency; a broken install still runs
-    av = None  # type: ignore[assignment]
+
+@cache
+def _av() -> Any:
+    """PyAV, imported at the first stream that needs it (about 20 MiB of FFmpeg a session
+    without such a stream never maps), or None on a broken install."""
+    try:
+        import av
+    except ImportError:  # pragma: no cover - av is a dependency; a broken install still runs
+        return None
+    return av
 
 # SpiceVideoCodecType -> FFmpeg decoder name.
 AV_CODECS: dict[int, str] = {
@@ -38,6 +44,7 @@ MAX_FRAME_BYTES = 4096 * 2160 * 4
 
 
 def _context(name: str) -> Any:
+    av = _av()
     assert av is not None
     ctx = av.CodecContext.create(name, "r")
     ctx.thread_count = 1
@@ -50,7 +57,7 @@ def _context(name: str) -> Any:
 def can_decode(codec: int) -> bool:
     """True if FFmpeg's decoder for ``codec`` opens here."""
     name = AV_CODECS.get(codec)
-    if av is None or name is None:
+    if name is None or _av() is None:
         return False
     try:
         _context(name)
@@ -79,7 +86,7 @@ class AvDecoder:
             raise DecodeError(f"{self.name}: empty frame", "empty")
         if len(data) > MAX_FRAME_BYTES:
             raise DecodeError(f"{self.name}: {len(data)}-byte frame is over the limit", "size")
-        assert av is not None
+        av = _av()
         try:
             frames = self._ctx.decode(av.Packet(data))
         except av.error.FFmpegError as exc:

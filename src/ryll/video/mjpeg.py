@@ -4,7 +4,6 @@ JPEG with its tables (spice-server mjpeg-encoder.c), so frames decode independen
 from __future__ import annotations
 
 import numpy as np
-import simplejpeg
 
 from ryll.codecs.lz import MAX_PIXELS
 from ryll.errors import DecodeError
@@ -19,6 +18,8 @@ MAX_FRAME_PIXELS = MAX_PIXELS
 
 def decode_mjpeg_frame(data: bytes) -> np.ndarray:
     """(H, W, 4) BGRA, alpha 255."""
+    import simplejpeg  # at the first MJPEG frame: a session without one never loads it
+
     try:
         width, height, _, _ = simplejpeg.decode_jpeg_header(data)
     except (ValueError, LookupError) as exc:  # simplejpeg: KeyError for an unknown sampling

@@ -16,6 +16,9 @@
  *   hold=S                       seconds before the "modes" scene switches (default 3)
  *   seconds=S                    the animation stops after S*20 frames (default: never)
  *   fps=N                        animation rate (default 20)
+ *   full=1                       the animation redraws the whole screen every frame (the
+ *                                picture scrolls left under the box and the band), the
+ *                                full-screen load of the session benchmark
  * scene=input shows the static picture and reports the keyboard and pointer (see input_loop).
  * Unknown arguments are ignored.
  *
@@ -379,7 +382,7 @@ static int bounce(int t, int span)
     return p <= span ? p : 2 * span - p;
 }
 
-static void animate(int w, int h, int fps, long max_frames)
+static void animate(int w, int h, int fps, long max_frames, int full)
 {
     set_mode(w, h);
     uint32_t *bg = malloc((size_t)W * H * 4);
@@ -400,8 +403,15 @@ static void animate(int w, int h, int fps, long max_frames)
     for (long n = 1; max_frames < 0 || n <= max_frames; n++) {
         /* Frame n is a function of n only. */
         int x = bounce((int)(n * 7), W - bw), y = bounce((int)(n * 5), band_y0 - bh);
-        /* Restore the background under the old box, then draw the band and the new box. */
-        if (ox >= 0)
+        /* Restore the background under the old box (all of it, scrolled, for a full-screen
+         * animation), then draw the band and the new box. */
+        if (full) {
+            int sx = (int)((n * 4) % W);
+            for (int yy = 0; yy < H; yy++) {
+                memcpy(canvas + (size_t)yy * W, bg + (size_t)yy * W + sx, (size_t)(W - sx) * 4);
+                memcpy(canvas + (size_t)yy * W + (W - sx), bg + (size_t)yy * W, (size_t)sx * 4);
+            }
+        } else if (ox >= 0)
             for (int yy = oy; yy < oy + bh; yy++)
                 memcpy(canvas + (size_t)yy * W + ox, bg + (size_t)yy * W + ox, (size_t)bw * 4);
         int shift = (int)((n * 4) % period);
@@ -423,10 +433,14 @@ static void animate(int w, int h, int fps, long max_frames)
         text(canvas, x + 6, y + 6, 2, RGB(0, 0, 0), num);
 
         /* Push the changed areas. */
-        if (ox >= 0)
-            blit(canvas, ox, oy, ox + bw, oy + bh);
-        blit(canvas, 0, band_y0, W, band_y1);
-        blit(canvas, x, y, x + bw, y + bh);
+        if (full) {
+            blit(canvas, 0, 0, W, H);
+        } else {
+            if (ox >= 0)
+                blit(canvas, ox, oy, ox + bw, oy + bh);
+            blit(canvas, 0, band_y0, W, band_y1);
+            blit(canvas, x, y, x + bw, y + bh);
+        }
         ox = x;
         oy = y;
 
@@ -712,7 +726,7 @@ static int parse_mode(const char *s, int *w, int *h)
 int main(int argc, char **argv)
 {
     const char *scene_name = "static", *mode = "640x480", *mode2 = "1024x768";
-    int hold = 3, fps = 20;
+    int hold = 3, fps = 20, full = 0;
     long seconds = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -728,6 +742,8 @@ int main(int argc, char **argv)
             seconds = atol(a + 8);
         else if (!strncmp(a, "fps=", 4))
             fps = atoi(a + 4);
+        else if (!strncmp(a, "full=", 5))
+            full = atoi(a + 5) != 0;
     }
     if ((!strcmp(scene_name, "cursor") || !strcmp(scene_name, "heads")) &&
         execv("/bin/cursor", argv) < 0) /* guest/cursor.c */
@@ -753,7 +769,7 @@ int main(int argc, char **argv)
     } else if (!strcmp(scene_name, "input")) {
         input_loop(w, h);
     } else if (!strcmp(scene_name, "animate")) {
-        animate(w, h, fps, seconds >= 0 ? (seconds * fps > 0 ? seconds * fps : 1) : -1);
+        animate(w, h, fps, seconds >= 0 ? (seconds * fps > 0 ? seconds * fps : 1) : -1, full);
         if (seconds < 0)
             fail("animation ended unexpectedly");
     } else {
