@@ -19,6 +19,7 @@ QEMU behind.
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import shutil
 import signal
@@ -88,6 +89,7 @@ class TestVM:
         extra_spice: str = "",
         usb_tablet: bool = False,
         agent_port: bool = False,
+        multi_client: bool = False,
         extra_args: Sequence[str] = (),
         artifacts: Artifacts | None = None,
         cache_dir: Path | None = None,
@@ -120,6 +122,9 @@ class TestVM:
             channel, where a guest agent (``guest/agent.c``) talks to the client; it runs when
             ``extra_cmdline`` has "ryll.agent=1" (and "ryll.clip=TEXT" makes it grab the
             clipboard with TEXT).
+        multi_client: run QEMU with ``SPICE_DEBUG_ALLOW_MC=1`` in its environment, so
+            spice-server keeps several clients at once (without it a new client replaces the
+            old one): the many-session benchmark and the Locust tests.
         extra_args: appended to QEMU's command line.
         """
         if vga not in VGAS:
@@ -147,6 +152,7 @@ class TestVM:
         self.extra_spice = extra_spice
         self.usb_tablet = usb_tablet
         self.agent_port = agent_port
+        self.multi_client = multi_client
         self.extra_args = list(extra_args)
         self.qemu_binary = qemu
         self._artifacts = artifacts
@@ -493,6 +499,7 @@ class TestVM:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl+C in the terminal goes to Python, not QEMU
                 preexec_fn=preexec,
+                env={**os.environ, "SPICE_DEBUG_ALLOW_MC": "1"} if self.multi_client else None,
             )
         except OSError as exc:
             raise TestVMError(f"cannot run {self.qemu_binary}: {exc}") from exc
