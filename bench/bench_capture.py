@@ -46,12 +46,13 @@ RECORD_S = 30.0  # long enough that a capture's fixed costs (files, the encoder)
 CHUNK = 64 * 1024
 
 
-def record(streaming: str, workdir: Path, seconds: float) -> tuple[bytes, int]:
+def record(streaming: str, workdir: Path, seconds: float, mode: str = "640x480",
+           extra_cmdline: str = "") -> tuple[bytes, int]:
     """The server's display bytes (after the link phase) of ``seconds`` of the
     animation, and how many whole messages they hold."""
     out = workdir / f"record-{streaming}"
-    with TestVM(vga="qxl", scene="animate", mode="640x480", streaming_video=streaming,
-                extra_cmdline=f"ryll.seconds={int(seconds) + 60}") as vm:
+    with TestVM(vga="qxl", scene="animate", mode=mode, streaming_video=streaming,
+                extra_cmdline=f"ryll.seconds={int(seconds) + 60} {extra_cmdline}") as vm:
         vm.wait_frame(1, timeout=90)
 
         async def go() -> None:

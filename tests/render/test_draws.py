@@ -402,3 +402,51 @@ def test_fully_clipped_draws_still_cache_their_images() -> None:
     assert ctx.display_shared.images.get(5) is not None
     assert ctx.display_shared.images.get(6) is not None
     assert ctx.gaps.counts() == {}
+
+
+@pytest.mark.parametrize("kind", ["bitmap", "quic", "bitmap_rgba", "quic_truncated"])
+def test_whole_image_copy_takes_the_short_path_with_the_same_pixels(
+        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DRAW_COPY of a whole opaque image 1:1 inside an xRGB surface, no clip, no mask, rop
+    COPY (what a display sends most) skips the general path and draws the same pixels; an
+    image that is not opaque goes on to the general path from its decoded pixels, and a
+    corrupt one is a gap that leaves the surface as it was."""
+    from ryll.codecs.quic import RGB32, encode_quic
+    from ryll.render.canvas import Canvas
+
+    general = []
+    real = Canvas._copy
+    monkeypatch.setattr(Canvas, "_copy", lambda self, d, decoded=None: (
+        general.append(decoded is not None), real(self, d, decoded))[1])
+    ch, ctx = channel()
+    before = ch.surfaces[0].pixels.copy()
+    src = image(21, 5, 7, alpha=kind == "bitmap_rgba")
+    src[..., 3] = np.where(src[..., 3] == 255, 254, src[..., 3])  # alpha the draw must fix
+    if kind.startswith("quic"):
+        payload = encode_quic(src, RGB32)
+        if kind == "quic_truncated":
+            payload = payload[: len(payload) // 3]
+        img = B.Image(None, type=ImageType.QUIC, width=7, height=5, payload=payload)
+    else:
+        img = B.Image(src, fmt=BitmapFmt.FMT_RGBA if kind == "bitmap_rgba"
+                      else BitmapFmt.FMT_32BIT)
+    box = (2, 4, 7, 11)
+    send(ch, DisplayServer.DRAW_COPY, B.draw_copy(box, img, (0, 0, 5, 7), Ropd.OP_PUT))
+    want = before.copy()
+    if kind == "quic_truncated":
+        assert list(ctx.gaps.counts()) == ["display:decode_failure:quic:truncated"]
+    elif kind == "bitmap_rgba":  # canvas_get_image onto x8r8g8b8: the colour, alpha 255
+        want[2:7, 4:11, :3] = src[..., :3]
+        assert ctx.gaps.counts() == {}
+    else:
+        want[2:7, 4:11] = src
+        want[2:7, 4:11, 3] = 255
+        assert ctx.gaps.counts() == {}
+    assert_pixels(ch, want)
+    assert general == ([True] if kind == "bitmap_rgba" else [])
+    # The same draw with a clip takes the general path (and draws the same pixels).
+    ch2, _ = channel()
+    send(ch2, DisplayServer.DRAW_COPY,
+         B.draw_copy(box, img, (0, 0, 5, 7), Ropd.OP_PUT, clip=[(0, 0, H, W)]))
+    assert_pixels(ch2, want)
+    assert general[-1] is False

@@ -26,7 +26,14 @@ import numpy as np
 from ryll.budget import OverBudget
 from ryll.codecs.glz import GlzMissingReference
 from ryll.errors import DecodeError, ProtocolError
-from ryll.protocol.constants import BrushType, CompositeFlags, ImageType, SurfaceFmt
+from ryll.protocol.constants import (
+    BrushType,
+    CompositeFlags,
+    ImageFlags,
+    ImageType,
+    Ropd,
+    SurfaceFmt,
+)
 from ryll.protocol.messages import draw
 from ryll.protocol.messages import stream as smsg
 from ryll.protocol.messages.draw import Rect
@@ -59,6 +66,11 @@ from ryll.video import make_decoder
 # Surfaces a server may keep alive at once. spice-server's QXL device allows 1024 (qxl
 # n_surfaces default); beyond that we refuse, so a hostile stream of creates stays bounded.
 MAX_SURFACES = 1024
+# DRAW_COPY's rop descriptor for a plain copy (ropd_to_rop: COPY), and the image flags that
+# send a draw through the general path (the cache keeps its own copy of the pixels).
+_ROPD_PUT = int(Ropd.OP_PUT)
+_CACHED = int(ImageFlags.CACHE_ME | ImageFlags.CACHE_REPLACE_ME)
+_OPAQUE_WORD = np.uint32(raster.ALPHA_WORD)
 
 # analyze_extent: a source box (origin .. origin + size, widened by 1) must fit int16, so
 # pixman composites nothing over a box this wide or high.
@@ -335,13 +347,16 @@ class Canvas:
 
     def _prepare(self, base: draw.DisplayBase, qmask: draw.QMask | None = None,
                  image: draw.Image | None = None, needs_image: bool = False,
-                 brush: draw.Brush | None = None) -> Prepared | None:
+                 brush: draw.Brush | None = None, decoded: Decoded | None = None
+                 ) -> Prepared | None:
         """What every draw does first, in spice-common's order: decode (and cache) the mask,
-        the image and the brush's pattern, even when nothing ends up drawn (CACHE_ME images
-        are cached regardless), then find the target surface and the region (box, clip,
-        mask). None when there is nothing to draw (any gap is noted)."""
+        the image (unless ``decoded`` is it already) and the brush's pattern, even when
+        nothing ends up drawn (CACHE_ME images are cached regardless), then find the target
+        surface and the region (box, clip, mask). None when there is nothing to draw (any
+        gap is noted)."""
         mask_ok, bits = self._mask(qmask) if qmask is not None else (True, None)
-        decoded = self._image(image) if needs_image else None
+        if needs_image and decoded is None:
+            decoded = self._image(image)
         brush_ok, pattern = self._pattern(brush) if brush is not None else (True, None)
         surface = self._target(base)
         if not (mask_ok and brush_ok) or (needs_image and decoded is None) or surface is None:
@@ -358,7 +373,44 @@ class Canvas:
     def draw_copy(self, d: draw.DrawCopy) -> None:
         """DRAW_COPY, and DRAW_BLEND (canvas_base.c: ops->draw_blend = canvas_draw_copy,
         "copy and blend are the same")."""
-        p = self._prepare(d.base, d.mask, d.image, needs_image=True)
+        if not self._copy_whole(d):
+            self._copy(d)
+
+    def _copy_whole(self, d: draw.DrawCopy) -> bool:
+        """The draw a display sends most, done without the general machinery: a whole opaque
+        image put 1:1 at its box, inside a 32-bit xRGB surface, no clip, no mask, rop COPY,
+        not to be cached. Its pixels go into the surface in one pass (alpha set, as the
+        general path's commit does): no region, no intermediate copy, a few Python calls.
+        False (nothing done) when the draw is not that one; an image that turns out not
+        opaque is drawn by the general path from its decoded pixels."""
+        image, base = d.image, d.base
+        if (image is None or d.rop != _ROPD_PUT or base.clip_rects is not None
+                or d.mask.bitmap is not None or image.flags & _CACHED):
+            return False
+        surface = self.surfaces.get(base.surface_id)
+        if surface is None or surface.format != SurfaceFmt.FMT_32_xRGB:
+            return False
+        box, src = base.box, d.src_area
+        top, left, bottom, right = box.top, box.left, box.bottom, box.right
+        w, h = right - left, bottom - top
+        if (w <= 0 or h <= 0 or top < 0 or left < 0 or bottom > surface.height
+                or right > surface.width or src.top or src.left or src.right != w
+                or src.bottom != h or image.width != w or image.height != h):
+            return False
+        decoded = self._image(image)
+        if decoded is None:  # its gap is noted; the general path would draw nothing either
+            return True
+        if decoded.kind != ImageKind.OPAQUE:
+            self._copy(d, decoded)
+            return True
+        work.charge(w * h)
+        dst = raster.words(surface.pixels)[top:bottom, left:right]
+        np.bitwise_or(raster.words(decoded.pixels), _OPAQUE_WORD, out=dst)
+        self.damaged(surface, top, left, bottom, right)
+        return True
+
+    def _copy(self, d: draw.DrawCopy, decoded: Decoded | None = None) -> None:
+        p = self._prepare(d.base, d.mask, d.image, needs_image=True, decoded=decoded)
         if p is None:
             return
         self._charge(p.region, *self._scaled(d.src_area, d.base.box))
