@@ -31,8 +31,9 @@ a step could wait for the loop's next timer.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import gevent
@@ -62,15 +63,15 @@ def _the_loop() -> asyncio.AbstractEventLoop:
     return _loop
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on the shared loop and wait for it in this greenlet (only this one
+def run(awaitable: Awaitable[T]) -> T:
+    """Run ``awaitable`` on the shared loop and wait for it in this greenlet (only this one
     blocks). A greenlet killed while waiting (Locust stopping the user) cancels the task."""
     loop = _the_loop()
     done = gevent.event.Event()
-    tasks: list[asyncio.Task[T]] = []
+    tasks: list[asyncio.Future[T]] = []
 
     def start() -> None:
-        task = loop.create_task(coro)
+        task = asyncio.ensure_future(awaitable, loop=loop)
         task.add_done_callback(lambda _: done.set())
         tasks.append(task)
 
@@ -80,8 +81,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except BaseException:
         if tasks:
             loop.call_soon_threadsafe(tasks[0].cancel)
-        else:
-            coro.close()
+        elif asyncio.iscoroutine(awaitable):
+            awaitable.close()
         raise
     return tasks[0].result()
 
@@ -113,7 +114,8 @@ class SpiceUser(User):
     def on_stop(self) -> None:
         vm, self.vm = self.vm, None
         if vm is not None:
-            run(vm.close())
+            with contextlib.suppress(RyllError, OSError):  # stopping: nothing left to report
+                run(vm.close())
 
     # --- reporting ------------------------------------------------------------------------
 
@@ -124,19 +126,28 @@ class SpiceUser(User):
             request_type=REQUEST_TYPE, name=name, response_time=elapsed_ms,
             response_length=length, exception=exception, context={"host": self.host})
 
-    def step(self, name: str, make: Callable[[VM], Coroutine[Any, Any, T]],
-             length: Callable[[T], int] | None = None) -> T | None:
-        """Run ``make(vm)`` on the session, timed and reported as ``name``."""
+    def step(self, name: str, make: Callable[[VM], Awaitable[T]],
+             length: Callable[[T], int] | None = None,
+             elapsed: Callable[[T], float] | None = None) -> T | None:
+        """Run ``make(vm)`` on the session (connecting first if it is down), reported as
+        ``name``: its wall time, or ``elapsed(result)`` ms when the result carries its own
+        measure; ``length(result)`` as the response length."""
         vm = self.vm if self.vm is not None and not self.vm.closed else self.connect()
         if vm is None:
             return None
+        return self._timed(name, make(vm), length, elapsed)
+
+    def _timed(self, name: str, awaitable: Awaitable[T],
+               length: Callable[[T], int] | None = None,
+               elapsed: Callable[[T], float] | None = None) -> T | None:
         started = time.perf_counter()
         try:
-            result = run(make(vm))
+            result = run(awaitable)
         except (RyllError, TimeoutError, OSError) as exc:
             self.report(name, (time.perf_counter() - started) * 1000.0, exc)
             return None
-        self.report(name, (time.perf_counter() - started) * 1000.0,
+        wall = (time.perf_counter() - started) * 1000.0
+        self.report(name, elapsed(result) if elapsed is not None else wall,
                     length=length(result) if length is not None else 0)
         return result
 
@@ -147,19 +158,8 @@ class SpiceUser(User):
         if not self.host:
             raise LocustError(f"{type(self).__name__} needs a host: --host HOST:PORT, a .vv "
                               "file or its URL, or a host attribute")
-        host, password, timeout = self.host, self.password, self.connect_timeout
-
-        async def linked() -> VM:
-            return await connect(host, password, timeout=timeout)
-
-        started = time.perf_counter()
-        try:
-            self.vm = run(linked())
-        except (RyllError, TimeoutError, OSError) as exc:
-            self.vm = None
-            self.report(name, (time.perf_counter() - started) * 1000.0, exc)
-            return None
-        self.report(name, (time.perf_counter() - started) * 1000.0)
+        self.vm = self._timed(name, connect(self.host, self.password,
+                                            timeout=self.connect_timeout))
         return self.vm
 
     def wait_for_display(self, display: int = 0, timeout: float = 30.0,
@@ -187,22 +187,12 @@ class SpiceUser(User):
         """Press ``key`` and report the time to the first display update after it (the
         session's input-to-display latency, as ``--cadence`` measures it) as the request's
         time; the guest must draw something for the key. The latency in ms, or None."""
-        vm = self.vm if self.vm is not None and not self.vm.closed else self.connect()
-        if vm is None:
-            return None
 
-        async def measure() -> float:
+        async def measure(vm: VM) -> float:
             waiting = vm.wait_for(lambda e: True, LatencyMeasured, timeout=timeout)
             await vm.key(key)
             sample = await waiting
             assert isinstance(sample, LatencyMeasured)
             return sample.latency_ms
 
-        started = time.perf_counter()
-        try:
-            latency = run(measure())
-        except (RyllError, TimeoutError, OSError) as exc:
-            self.report(name, (time.perf_counter() - started) * 1000.0, exc)
-            return None
-        self.report(name, latency)
-        return latency
+        return self.step(name, measure, elapsed=float)
