@@ -1,8 +1,9 @@
 """What a session loads only when it needs it (issue 14: a session's RSS).
 
 PyAV (FFmpeg, about 20 MiB), simplejpeg and Pillow are imported by the first stream of their
-codec or the first PNG, never by importing ryll's command line or its API. Each check runs
-in a fresh interpreter, since this test process has long imported them all.
+codec or the first PNG, never by importing ryll's command line or its API; urllib.request
+(--url), cryptography.x509 (a certificate to check) and statistics by what needs them. Each
+check runs in a fresh interpreter, since this test process has long imported them all.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import sys
 
 import pytest
 
-HEAVY = ("av", "PIL", "simplejpeg", "aiohttp")
+HEAVY = ("av", "PIL", "simplejpeg", "aiohttp", "urllib.request", "statistics",
+         "cryptography.x509")
 
 
 def loaded_after(code: str) -> set[str]:

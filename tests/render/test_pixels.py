@@ -146,6 +146,14 @@ def test_words_of_unaligned_or_strided_pixels_copy() -> None:
     assert int(raster.words(one)) == 0x04030201
 
 
+def test_words_of_aligned_pixels_are_views_even_bottom_up() -> None:
+    pixels = px(5, 7)
+    for view in (pixels, pixels[::-1], pixels[1:4, 2:6], pixels[:, ::2]):
+        w = raster.words(view)
+        assert np.shares_memory(w, pixels)
+        assert (raster.word_bytes(w) == view).all()
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (H, W), (1, W), (H, 1)])
 def test_rop3_kernel_against_the_truth_table_per_word(shape: tuple[int, int]) -> None:
     s, p, d = (RNG.integers(0, 2**32, shape, dtype=np.uint32) for _ in range(3))

@@ -111,21 +111,24 @@ class GlzDictionary:
     def _reset_arrays(self) -> None:
         self._adopt(
             np.empty(16, dtype=np.uint64), np.empty(16, dtype=np.intp),
-            np.empty(16, dtype=np.int64), np.empty(16, dtype=np.uint8), 0,
+            np.empty(16, dtype=np.int64), np.empty(16, dtype=np.uint8), [],
         )
-        self._keep: list[np.ndarray] = []
 
     # The sorted arrays live in buffers with room at the end: ``_ids`` and its siblings are
     # the views [lo:hi]. Images arrive in id order, so an add writes one slot past ``hi`` (the
     # views a decode holds never see it) and an eviction moves ``lo``: no copy per image,
-    # where np.insert copied all four arrays every time.
+    # where np.insert copied all four arrays every time. ``_b_keep`` holds the pixel arrays
+    # at the same indices (None below ``lo``), so it too only grows at the end.
 
     def _adopt(
-        self, ids: np.ndarray, ptrs: np.ndarray, npix: np.ndarray, alpha: np.ndarray, n: int
+        self, ids: np.ndarray, ptrs: np.ndarray, npix: np.ndarray, alpha: np.ndarray,
+        keep: list[np.ndarray | None],
     ) -> None:
-        """Takes four fresh buffers whose first ``n`` entries are the sorted arrays."""
+        """Takes four fresh buffers whose first ``len(keep)`` entries are the sorted arrays,
+        and the pixel arrays they point at."""
         self._b_ids, self._b_ptrs, self._b_npix, self._b_alpha = ids, ptrs, npix, alpha
-        self._lo, self._hi = 0, n
+        self._b_keep = keep
+        self._lo, self._hi = 0, len(keep)
         self._views()
 
     def _views(self) -> None:
@@ -135,7 +138,7 @@ class GlzDictionary:
         self._npix = self._b_npix[lo:hi]
         self._alpha = self._b_alpha[lo:hi]
 
-    def _append(self, image_id: int, ptr: int, npix: int, alpha: bool) -> None:
+    def _append(self, image_id: int, pixels: np.ndarray, alpha: bool) -> None:
         """Puts the newest image after the others (in place, past every view handed out)."""
         if self._hi == self._b_ids.size:  # full: compact into new buffers twice the size
             n = self._hi - self._lo
@@ -144,12 +147,13 @@ class GlzDictionary:
             b_ids, b_ptrs, b_npix, b_alpha = (np.empty(cap, dtype=a.dtype) for a in live)
             for buf, a in zip((b_ids, b_ptrs, b_npix, b_alpha), live, strict=True):
                 buf[:n] = a
-            self._adopt(b_ids, b_ptrs, b_npix, b_alpha, n)
+            self._adopt(b_ids, b_ptrs, b_npix, b_alpha, self._b_keep[self._lo:self._hi])
         hi = self._hi
         self._b_ids[hi] = image_id
-        self._b_ptrs[hi] = ptr
-        self._b_npix[hi] = npix
+        self._b_ptrs[hi] = pixels.ctypes.data
+        self._b_npix[hi] = pixels.size
         self._b_alpha[hi] = 1 if alpha else 0
+        self._b_keep.append(pixels)
         self._hi = hi + 1
         self._views()
 
@@ -189,10 +193,12 @@ class GlzDictionary:
 
     # -- used by the decoder ---------------------------------------------------------------------
 
-    def _refs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    def _refs(
+        self,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray | None]]:
         """Sorted ids, pixel pointers, sizes, alpha flags, and the pixel arrays themselves (the
         caller holds them while the compiled loop reads them)."""
-        return self._ids, self._ptrs, self._npix, self._alpha, self._keep
+        return self._ids, self._ptrs, self._npix, self._alpha, self._b_keep
 
     def _buffer(self, npix: int) -> np.ndarray:
         """A pixel buffer for a new image: an evicted one of the same size if there is one
@@ -224,20 +230,18 @@ class GlzDictionary:
             evicted.append(self._remove_at(int(np.searchsorted(self._ids, image_id))))
         n = self._hi - self._lo
         if n == 0 or int(self._ids[n - 1]) < image_id:  # the usual case: the newest id
-            self._append(image_id, pixels.ctypes.data, pixels.size, alpha)
-            self._keep.append(pixels)
+            self._append(image_id, pixels, alpha)
         else:  # out of order (another channel's image came late): new arrays
             pos = int(np.searchsorted(self._ids, np.uint64(image_id)))
+            keep = self._b_keep[self._lo:self._hi]
+            keep.insert(pos, pixels)
             self._adopt(
                 np.insert(self._ids, pos, np.uint64(image_id)),
                 np.insert(self._ptrs, pos, pixels.ctypes.data),
                 np.insert(self._npix, pos, pixels.size),
                 np.insert(self._alpha, pos, 1 if alpha else 0),
-                n + 1,
+                keep,
             )
-            keep = list(self._keep)
-            keep.insert(pos, pixels)
-            self._keep = keep
         self._images[image_id] = _Entry(pixels, alpha, win_head_dist)
         self._total += pixels.size
         # glz_decoder_window_add: advance the gap-free tail.
@@ -255,8 +259,14 @@ class GlzDictionary:
                 evicted += self._remove_oldest(count)
         # our caps, oldest first
         if self._total > self._cap_pixels:
+            # The fewest oldest images that bring the total under the cap: at a steady rate
+            # one or two, so counted one by one rather than summing the whole window.
             over = self._total - self._cap_pixels
-            count = int(np.searchsorted(np.cumsum(self._npix), over)) + 1
+            count, freed = 0, 0
+            sizes = self._npix
+            while freed < over:
+                freed += int(sizes[count])
+                count += 1
             released = int(self._ids[count - 1]) + 1
             evicted += self._remove_oldest(count)
             self._released_below = max(self._released_below, released)
@@ -266,23 +276,30 @@ class GlzDictionary:
     def _remove_oldest(self, count: int) -> list[np.ndarray]:
         if count <= 0:
             return []
-        gone = self._keep[:count]
-        for i in self._ids[:count]:
-            del self._images[int(i)]
-        self._lo += count
+        lo = self._lo
+        keep = self._b_keep
+        gone: list[np.ndarray] = []
+        for i in range(lo, lo + count):
+            buf = keep[i]
+            assert buf is not None
+            gone.append(buf)
+            keep[i] = None
+        for i in self._ids[:count].tolist():
+            del self._images[i]
+        self._lo = lo + count
         self._views()
-        self._keep = self._keep[count:]
         self._total -= sum(b.size for b in gone)
         return gone
 
     def _remove_at(self, pos: int) -> np.ndarray:
-        buf = self._keep[pos]
+        keep = self._b_keep[self._lo:self._hi]
+        buf = keep.pop(pos)
+        assert buf is not None
         del self._images[int(self._ids[pos])]
         self._adopt(
             np.delete(self._ids, pos), np.delete(self._ptrs, pos),
-            np.delete(self._npix, pos), np.delete(self._alpha, pos), self._ids.size - 1,
+            np.delete(self._npix, pos), np.delete(self._alpha, pos), keep,
         )
-        self._keep = self._keep[:pos] + self._keep[pos + 1 :]
         self._total -= buf.size
         return buf
 

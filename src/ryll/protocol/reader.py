@@ -83,6 +83,12 @@ class Reader:
         pos = self._take(n, field)
         return bytes(self._data[pos : pos + n])
 
+    def fields(self, layout: struct.Struct, field: str) -> tuple[Any, ...]:
+        """Consecutive fixed-size fields (``layout``: little-endian, no padding, as the wire
+        packs them) in one bounds check and one unpack: the hot parsers read a message's
+        fixed part this way instead of a call per field."""
+        return layout.unpack_from(self._data, self._take(layout.size, field))
+
     def records(self, layout: struct.Struct, n: int, field: str) -> Iterator[tuple[Any, ...]]:
         """``n`` consecutive fixed-layout records (an array of small structs), unpacked in one
         C loop rather than field by field; checked to fit before anything is read."""

@@ -379,8 +379,8 @@ class Canvas:
     def _copy_whole(self, d: draw.DrawCopy) -> bool:
         """The draw a display sends most, done without the general machinery: a whole opaque
         image put 1:1 at its box, inside a 32-bit xRGB surface, no clip, no mask, rop COPY,
-        not to be cached. Its pixels go into the surface in one pass (alpha set, as the
-        general path's commit does): no region, no intermediate copy, a few Python calls.
+        not to be cached. The decoded pixels go into the surface in one pass (alpha set, as
+        the general path's commit does): no region, no second copy, a few Python calls.
         False (nothing done) when the draw is not that one; an image that turns out not
         opaque is drawn by the general path from its decoded pixels."""
         image, base = d.image, d.base
@@ -404,7 +404,7 @@ class Canvas:
             self._copy(d, decoded)
             return True
         work.charge(w * h)
-        dst = raster.words(surface.pixels)[top:bottom, left:right]
+        dst = surface.words[top:bottom, left:right]
         np.bitwise_or(raster.words(decoded.pixels), _OPAQUE_WORD, out=dst)
         self.damaged(surface, top, left, bottom, right)
         return True

@@ -121,6 +121,11 @@ def resolve_palette(
     return palette.entries
 
 
+# Plain ints: ``int & IntFlag`` builds a flag object (enum's __and__) on every image.
+_HIGH_BITS_SET = int(ImageFlags.HIGH_BITS_SET)
+_CACHED = int(ImageFlags.CACHE_ME | ImageFlags.CACHE_REPLACE_ME)
+
+
 def decode_image(image: Image, shared: DisplayShared, surfaces: dict[int, Surface]) -> Decoded:
     """``image`` decoded: (H, W, 4) BGRA pixels and their kind. Raises DecodeError or
     ImageUnsupported."""
@@ -163,13 +168,13 @@ def decode_image(image: Image, shared: DisplayShared, surfaces: dict[int, Surfac
             f"says {image.width}x{image.height}",
             "size_mismatch",
         )
-    if image.flags & ImageFlags.HIGH_BITS_SET and kind == ImageKind.OPAQUE:
+    if image.flags & _HIGH_BITS_SET and kind == ImageKind.OPAQUE:
         # canvas_get_image_internal ORs 0xff000000 into an x8r8g8b8 image only: an image
         # with alpha (or alpha only) keeps it.
         if not pixels.flags.writeable:  # e.g. a view of the GLZ dictionary's own copy
             pixels = pixels.copy()
         pixels[..., 3] = 255
-    if image.flags & (ImageFlags.CACHE_ME | ImageFlags.CACHE_REPLACE_ME):
+    if image.flags & _CACHED:
         # A decoder may return a view of a buffer it reuses; the cache needs its own pixels.
         shared.images.put(image.id, pixels if pixels.base is None else pixels.copy(), lossy,
                           kind)

@@ -129,10 +129,13 @@ def words(pixels: np.ndarray) -> np.ndarray:
     memory allows one (each pixel's 4 bytes contiguous and 4-aligned), else a copy's."""
     if pixels.dtype != np.uint8 or pixels.shape[-1:] != (4,):
         raise TypeError(f"expected (..., 4) uint8 pixels, got {pixels.dtype} {pixels.shape}")
-    if (pixels.strides[-1] != 1 or pixels.ctypes.data % 4
-            or any(s % 4 for s in pixels.strides[:-1])):
-        pixels = pixels.copy()
-    return pixels.view("<u4")[..., 0]
+    try:
+        view = pixels.view("<u4")  # refused when a pixel's 4 bytes are not contiguous
+    except ValueError:
+        view = None
+    if view is None or not view.flags.aligned:  # aligned: the address and every stride
+        view = pixels.copy().view("<u4")
+    return view[..., 0]
 
 
 def word_bytes(words_: np.ndarray) -> np.ndarray:

@@ -113,6 +113,9 @@ class Surface:
         self.pixels = np.zeros((height, width, 4), dtype=np.uint8)
         if fmt not in (SurfaceFmt.FMT_32_ARGB, SurfaceFmt.FMT_8_A, SurfaceFmt.FMT_1_A):
             self.pixels[..., 3] = 255
+        # The same memory as (height, width) little-endian uint32 words: whole-pixel writes
+        # (raster.words) without making the view again for every draw.
+        self.words = self.pixels.view("<u4")[..., 0]
 
     @property
     def primary(self) -> bool:

@@ -16,9 +16,6 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
 from ryll.errors import ConnectError, ProtocolError, RyllError, ServerClosedError, TLSError
 from ryll.protocol import link
 from ryll.protocol.constants import LINK_HEADER_SIZE, CommonCap
@@ -56,12 +53,14 @@ class LinkedChannel:
 
 # Subject attributes RFC 4514 has no short name for (cryptography prints their dotted OID), by
 # the names OpenSSL's X509_NAME_add_entry_by_txt takes, which spice-gtk's host-subject uses.
+# Keyed by dotted OID (cryptography's NameOID values) so that cryptography.x509, 1.4 MiB, is
+# loaded by the first TLS link that checks a subject, not by every session.
 _OID_NAMES = {
-    NameOID.EMAIL_ADDRESS: "EMAILADDRESS",
-    NameOID.SERIAL_NUMBER: "SERIALNUMBER",
-    NameOID.SURNAME: "SN",
-    NameOID.GIVEN_NAME: "GN",
-    NameOID.TITLE: "TITLE",
+    "1.2.840.113549.1.9.1": "EMAILADDRESS",
+    "2.5.4.5": "SERIALNUMBER",
+    "2.5.4.4": "SN",
+    "2.5.4.42": "GN",
+    "2.5.4.12": "TITLE",
 }
 # Other spellings users write for the same attributes.
 _KEY_ALIASES = {"E": "EMAILADDRESS", "EMAIL": "EMAILADDRESS", "SURNAME": "SN",
@@ -93,10 +92,12 @@ def parse_subject(text: str) -> list[tuple[str, str]]:
 
 
 def _cert_subject(der: bytes) -> list[tuple[str, str]]:
+    from cryptography import x509
+
     cert = x509.load_der_x509_certificate(der)
     out = []
     for attr in cert.subject:
-        name = _OID_NAMES.get(attr.oid, attr.rfc4514_attribute_name.upper())
+        name = _OID_NAMES.get(attr.oid.dotted_string, attr.rfc4514_attribute_name.upper())
         value = attr.value if isinstance(attr.value, str) else attr.value.decode("utf-8", "replace")
         out.append((name, value))
     return out

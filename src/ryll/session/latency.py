@@ -14,9 +14,10 @@ Each sample is returned to the session, which publishes it as a ``LatencyMeasure
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Callable
+
+import numpy as np
 
 from ryll.channels.events import LatencyMeasured
 
@@ -77,7 +78,7 @@ class LatencyTracker:
         out: dict[str, object] = {"count": self.count, "unanswered": self.unanswered}
         for key, value in (
             ("min_ms", data[0] if data else None),
-            ("median_ms", round(statistics.median(data), 3) if data else None),
+            ("median_ms", round(float(np.median(data)), 3) if data else None),
             ("p95_ms", _percentile(data, 95)),
             ("max_ms", data[-1] if data else None),
         ):
@@ -91,3 +92,4 @@ def _percentile(data: list[float], pct: float) -> float | None:
         return None
     rank = max(1, math.ceil(pct / 100.0 * len(data)))
     return data[rank - 1]
+

@@ -16,13 +16,9 @@ from __future__ import annotations
 import configparser
 import os
 import stat
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-from cryptography import x509
 
 from ryll.errors import ConnectError, UsageError
 
@@ -94,6 +90,8 @@ def parse_secure_channels(text: str) -> frozenset[str]:
 
 def check_pem(text: str, what: str) -> str:
     """``text`` must hold at least one PEM certificate; returns it with a final newline."""
+    from cryptography import x509  # 1.4 MiB: only when a certificate is given
+
     try:
         certs = x509.load_pem_x509_certificates(text.encode("utf-8", "replace"))
     except ValueError:
@@ -227,6 +225,9 @@ def load_vv_file(path: str | Path) -> Target:
 def load_vv_url(url: str) -> Target:
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"--url {url!r}: only http:// and https:// URLs are fetched")
+    import urllib.error  # with http.client and email, 2 MiB: only for --url
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as resp:  # noqa: S310
             data = resp.read(MAX_VV_BYTES + 1)

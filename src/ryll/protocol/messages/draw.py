@@ -157,10 +157,17 @@ class DrawMaskOnly:
 
 # SpiceRect: top, left, bottom, right (int32 each), as an array element.
 _RECT = struct.Struct("<4i")
+# The fixed parts the hot parsers read in one unpack (Reader.fields): DisplayBase's surface id
+# and box; a SpiceImage descriptor (id, type, flags, width, height); a QMask (flags, pos,
+# bitmap offset); DRAW_COPY's image offset, src_area, rop and scale mode.
+_BASE = struct.Struct("<I4i")
+_IMAGE_HEAD = struct.Struct("<QBBII")
+_QMASK = struct.Struct("<BiiI")
+_COPY = struct.Struct("<I4iHB")
 
 
 def read_rect(r: Reader) -> Rect:
-    return Rect(r.i32(), r.i32(), r.i32(), r.i32())
+    return Rect(*r.fields(_RECT, "rect"))
 
 
 def read_point(r: Reader) -> tuple[int, int]:
@@ -180,7 +187,8 @@ def read_clip(r: Reader) -> tuple[Rect, ...] | None:
 
 
 def read_base(r: Reader) -> DisplayBase:
-    return DisplayBase(r.u32(), read_rect(r), read_clip(r))
+    surface_id, top, left, bottom, right = r.fields(_BASE, "display base")
+    return DisplayBase(surface_id, Rect(top, left, bottom, right), read_clip(r))
 
 
 def _palette(r: Reader) -> Palette:
@@ -204,7 +212,7 @@ def read_image(body: Reader, offset: int) -> Image | None:
     if offset == 0:
         return None
     r = body.at(offset, "image")
-    iid, itype, flags, width, height = r.u64(), r.u8(), r.u8(), r.u32(), r.u32()
+    iid, itype, flags, width, height = r.fields(_IMAGE_HEAD, "image descriptor")
     head = (iid, itype, flags, width, height)
     if itype == ImageType.BITMAP:
         fmt, bflags, x, y, stride = r.u8(), r.u8(), r.u32(), r.u32(), r.u32()
@@ -240,9 +248,8 @@ def read_image(body: Reader, offset: int) -> Image | None:
 
 
 def read_qmask(r: Reader, body: Reader) -> QMask:
-    flags = r.u8()
-    pos = read_point(r)
-    return QMask(flags, pos, read_image(body, r.u32()))
+    flags, x, y, bitmap = r.fields(_QMASK, "qmask")
+    return QMask(flags, (x, y), read_image(body, bitmap))
 
 
 def read_brush(r: Reader, body: Reader) -> Brush:
@@ -260,10 +267,10 @@ def read_brush(r: Reader, body: Reader) -> Brush:
 def parse_draw_copy(data: bytes) -> DrawCopy:
     r = Reader(data, what="draw_copy")
     base = read_base(r)
-    image = read_image(r, r.u32())
-    src = read_rect(r)
-    rop, scale = r.u16(), r.u8()
-    return DrawCopy(base, image, src, rop, scale, read_qmask(r, r))
+    image_at, top, left, bottom, right, rop, scale = r.fields(_COPY, "draw_copy")
+    image = read_image(r, image_at)
+    return DrawCopy(base, image, Rect(top, left, bottom, right), rop, scale,
+                    read_qmask(r, r))
 
 
 def parse_draw_fill(data: bytes) -> DrawFill:
