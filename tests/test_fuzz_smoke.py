@@ -21,7 +21,7 @@ from ryll.gaps import GapRegistry
 
 MESSAGES = Path(__file__).parents[1] / "src" / "ryll" / "protocol" / "messages"
 REQUIRED = {"quic", "lz", "glz", "lz4", "bitmap", "cursor", "mjpeg", "framer", "link_reply",
-            "agent", "display_channel", "pcap_read"}
+            "agent", "display_channel", "pcap_read", "audio_port_channels"}
 # Per target: at most this many inputs or seconds, whichever ends first; the smallest seeds.
 INPUTS, SECONDS, SEEDS = 1000, 2.0, 16
 REPRODUCERS = sorted(CRASH_DIR.glob("*.bin")) if CRASH_DIR.is_dir() else []
@@ -29,8 +29,8 @@ REPRODUCERS = sorted(CRASH_DIR.glob("*.bin")) if CRASH_DIR.is_dir() else []
 
 def test_the_registry_covers_every_target() -> None:
     parsers = {f"msg_{p.stem}" for p in MESSAGES.glob("*.py") if p.stem != "__init__"}
-    assert parsers == {"msg_base", "msg_cursor", "msg_display", "msg_draw", "msg_inputs",
-                       "msg_main", "msg_stream"}
+    assert parsers == {"msg_audio", "msg_base", "msg_cursor", "msg_display", "msg_draw",
+                       "msg_inputs", "msg_main", "msg_port", "msg_stream"}
     missing = (REQUIRED | parsers) - set(TARGETS)
     assert not missing, f"no harness for {sorted(missing)}"
 

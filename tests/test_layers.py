@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "ryll"
-SANS_IO = ("protocol", "channels", "render", "codecs", "video", "input")
+SANS_IO = ("protocol", "channels", "render", "codecs", "video", "audio", "input")
 FORBIDDEN = {"time", "threading", "asyncio", "socket", "select", "selectors", "ssl",
              "concurrent", "multiprocessing", "queue"}
 ABOVE = {"session", "cli", "control", "api", "viewer"}
@@ -44,7 +44,8 @@ def test_sans_io_layers_touch_no_clock_thread_or_socket(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", modules("protocol", "channels", "render", "codecs", "video",
-                                         "input"), ids=lambda p: str(p.relative_to(SRC)))
+                                         "audio", "input"),
+                         ids=lambda p: str(p.relative_to(SRC)))
 def test_lower_layers_do_not_import_front_ends(path: Path) -> None:
     bad = {m for m in imports(path)
            if m.startswith("ryll.") and m.split(".")[1] in ABOVE}

@@ -20,6 +20,9 @@ from ryll.channels.context import ChannelContext
 from ryll.channels.cursor import CursorChannel
 from ryll.channels.display import DisplayChannel
 from ryll.channels.main import MainChannel
+from ryll.channels.playback import PlaybackChannel
+from ryll.channels.port import PortChannel
+from ryll.channels.record import RecordChannel
 from ryll.errors import RyllError
 from ryll.protocol import agent as va
 from ryll.protocol.constants import (
@@ -28,6 +31,10 @@ from ryll.protocol.constants import (
     CursorServer,
     DisplayServer,
     MainServer,
+    PlaybackServer,
+    PortServer,
+    RecordCap,
+    RecordServer,
 )
 from ryll.protocol.framing import Message
 from ryll.render import cursor as C
@@ -187,7 +194,65 @@ def main_seeds() -> list[bytes]:
     return out
 
 
+# --- audio and ports: playback, record (with frames sent), port ----------------------------
+
+
+def audio_one_input(data: bytes) -> None:
+    """The first byte picks playback, record or port; the rest is that channel's stream."""
+    if not data:
+        return
+    ctx = ChannelContext()
+    kind = data[0] % 3
+    ch: Channel
+    if kind == 0:
+        ch = PlaybackChannel(0, ctx)
+    elif kind == 1:
+        rec = RecordChannel(0, ctx)
+        rec.server_caps = (1 << RecordCap.OPUS,) if data[0] & 4 else ()
+        ch = rec
+    else:
+        ch = PortChannel(0, ctx)
+    feed(ch, data[1:])
+    if isinstance(ch, RecordChannel) and ch.recording:
+        ch.send_frame(bytes(ch.frame_samples * ch.channels * 2))
+    if isinstance(ch, PortChannel):
+        ch.take_data()
+        ch.write(data[:100])
+    ch.state()
+    ch.data_to_send()
+    check_gaps(ctx.gaps)
+
+
+def audio_seeds() -> list[bytes]:
+    from ryll.audio import OpusEncoder
+
+    start = struct.pack("<IHII", 2, 1, 48000, 0)
+    pcm = bytes(range(256)) * 7 + bytes(128)
+    opus = OpusEncoder().encode(pcm)[0]
+    name = b"org.qemu.monitor.qmp.0\0"
+    return [
+        b"\x00" + S.wire([(PlaybackServer.MODE, struct.pack("<IH", 0, 1)),
+                          (PlaybackServer.START, start),
+                          *[(PlaybackServer.DATA, struct.pack("<I", 10 * i) + pcm)
+                            for i in range(3)],
+                          (PlaybackServer.VOLUME, struct.pack("<BHH", 2, 9, 9)),
+                          (PlaybackServer.MUTE, b"\x01"), (PlaybackServer.STOP, b"")]),
+        b"\x00" + S.wire([(PlaybackServer.MODE, struct.pack("<IH", 0, 3)),
+                          (PlaybackServer.START, start),
+                          *[(PlaybackServer.DATA, struct.pack("<I", 10 * i) + opus)
+                            for i in range(3)],
+                          (PlaybackServer.LATENCY, struct.pack("<I", 100))]),
+        b"\x05" + S.wire([(RecordServer.START, struct.pack("<IHI", 2, 1, 48000)),
+                          (RecordServer.VOLUME, struct.pack("<BHH", 2, 30000, 30000))]),
+        b"\x02" + S.wire([(PortServer.INIT, struct.pack("<IIB", len(name), 9, 1) + name),
+                          (PortServer.DATA, b'{"QMP": {}}\r\n'), (PortServer.EVENT, b"\x01")]),
+    ]
+
+
 TARGETS = {
+    "audio_port_channels": Target(audio_one_input, audio_seeds, "PlaybackChannel (raw and Opus "
+                                  "frames), RecordChannel (frames sent after START), "
+                                  "PortChannel"),
     "display_channel": Target(display_one_input, display_seeds, "DisplayChannel on captured "
                               "sessions and hand-built draws (the whole canvas: every draw, "
                               "image decode, cache, stream)"),

@@ -14,7 +14,7 @@ from fuzz import seeds as S
 from fuzz.target import Target
 from ryll.errors import RyllError
 from ryll.protocol.constants import ChannelType, CursorServer
-from ryll.protocol.messages import base, cursor, display, draw, inputs, main, stream
+from ryll.protocol.messages import audio, base, cursor, display, draw, inputs, main, port, stream
 
 Parsers = list[tuple[str, Callable[[bytes], object]]]
 
@@ -189,7 +189,40 @@ def draw_seeds() -> list[bytes]:
     return out
 
 
+# --- audio and port ----------------------------------------------------------------------------
+
+AUDIO: Parsers = [
+    ("mode", audio.parse_mode), ("playback_start", audio.parse_playback_start),
+    ("record_start", audio.parse_record_start), ("data", audio.parse_data),
+    ("volume", audio.parse_volume), ("mute", audio.parse_mute),
+    ("latency", audio.parse_latency),
+]
+
+
+def audio_seeds() -> list[bytes]:
+    return [
+        select(AUDIO, "mode", struct.pack("<IH", 5, 3)),
+        select(AUDIO, "playback_start", struct.pack("<IHII", 2, 1, 48000, 77)),
+        select(AUDIO, "record_start", struct.pack("<IHI", 2, 1, 48000)),
+        select(AUDIO, "data", struct.pack("<I", 9) + bytes(range(256)) * 7 + bytes(128)),
+        select(AUDIO, "volume", struct.pack("<BHH", 2, 100, 65535)),
+        select(AUDIO, "mute", b"\x01"),
+        select(AUDIO, "latency", struct.pack("<I", 200)),
+    ]
+
+
+PORT: Parsers = [("init", port.parse_port_init), ("event", port.parse_port_event)]
+
+
+def port_seeds() -> list[bytes]:
+    name = b"org.qemu.monitor.qmp.0\0"
+    return [select(PORT, "init", struct.pack("<IIB", len(name), 9, 1) + name),
+            select(PORT, "event", b"\x00")]
+
+
 TARGETS = {
+    "msg_audio": Target(selector(AUDIO), audio_seeds, "ryll.protocol.messages.audio parse_*"),
+    "msg_port": Target(selector(PORT), port_seeds, "ryll.protocol.messages.port parse_*"),
     "msg_base": Target(selector(BASE), base_seeds, "ryll.protocol.messages.base parse_*"),
     "msg_main": Target(selector(MAIN), main_seeds, "ryll.protocol.messages.main parse_*"),
     "msg_display": Target(selector(DISPLAY), display_seeds,

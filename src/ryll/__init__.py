@@ -23,7 +23,7 @@ _API = {"connect", "connect_sync", "VM", "SyncVM", "Display"}
 _ERRORS = {
     "RyllError", "UsageError", "ConnectError", "AuthError", "TLSError", "LinkError",
     "ProtocolError", "ServerClosedError", "SessionClosedError", "WaitTimeout",
-    "DisplayTimeout", "IdleTimeout", "ExpectTimeout", "EventTimeout",
+    "DisplayTimeout", "IdleTimeout", "ExpectTimeout", "EventTimeout", "PortError",
 }
 __all__ = sorted(_API | _ERRORS | {"__version__", "events"})
 

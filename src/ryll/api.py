@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
@@ -37,7 +38,7 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from ryll.channels.context import ChannelContext, DisplayOptions
+from ryll.channels.context import AudioOptions, ChannelContext, DisplayOptions
 from ryll.channels.events import (
     ChannelLinked,
     ChannelsListed,
@@ -59,6 +60,7 @@ from ryll.errors import (
 )
 from ryll.protocol.messages.draw import Rect
 from ryll.session.bus import EventStream
+from ryll.session.record import AudioSource, parse_audio_in
 from ryll.session.runner import FrontEnd, FrontEnds
 from ryll.session.screens import Grab, monitors
 from ryll.session.session import CHANNEL_CLASSES, Session, SessionEnd
@@ -322,6 +324,17 @@ class VM:
                 raise DisplayTimeout(
                     f"no {width}x{height} display within {timeout:g} s") from None
 
+    # --- ports --------------------------------------------------------------------------
+
+    async def port(self, name: str, timeout: float = DEFAULT_TIMEOUT_S
+                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Open the SPICE port ``name`` (a QEMU ``-chardev spiceport,name=NAME``: its QMP
+        monitor ``org.qemu.monitor.qmp.0``, a guest's virtio-serial port) as an asyncio
+        stream pair: what the reader yields came from the port, what is written goes to it.
+        Closing the writer closes the port. PortError when the server has not offered the
+        port within ``timeout`` seconds or something already holds it."""
+        return await self.session.ports.open_pair(name, timeout)
+
     # --- waits --------------------------------------------------------------------------
 
     async def wait_for_display(self, display: int = 0,
@@ -487,8 +500,10 @@ class Connecting(Awaitable[VM]):
     ``await vm.close()``)."""
 
     def __init__(self, target: str | Path | Target, password: str | None, timeout: float,
-                 ctx: ChannelContext, front_ends: Sequence[FrontEnd] = ()) -> None:
+                 ctx: ChannelContext, front_ends: Sequence[FrontEnd] = (),
+                 audio_in: AudioSource | None = None) -> None:
         self._target = target
+        self._audio_in = audio_in
         self._password = password
         self._timeout = timeout
         self._ctx = ctx
@@ -498,7 +513,10 @@ class Connecting(Awaitable[VM]):
     async def _connect(self) -> VM:
         # A .vv file is read and a URL fetched off the loop (both may block).
         target = await asyncio.to_thread(resolve, self._target, self._password)
-        vm = VM(Session(target, self._ctx), self._front_ends)
+        session = Session(target, self._ctx)
+        if self._audio_in is not None:
+            session.record.source = self._audio_in
+        vm = VM(session, self._front_ends)
         await vm._open(self._timeout)
         return vm
 
@@ -519,7 +537,8 @@ def connect(target: str | Path | Target, password: str | None = None,
             timeout: float = DEFAULT_TIMEOUT_S, video_codecs: tuple[int, ...] = (),
             max_memory_mib: int | None = None, capture: str | Path | None = None,
             bug_report_dir: str | Path | None = None,
-            web: bool | WebOptions = False) -> Connecting:
+            web: bool | WebOptions = False, audio_out: str | Path | None = None,
+            audio_in: str | Path | None = None, opus: bool = True) -> Connecting:
     """Connect to a SPICE server: ``"host:port[:tls_port]"``, a ``.vv`` file, or an http(s)
     URL serving one. Returns once the main channel and every channel it lists are linked (or
     raises the link's error: AuthError, ConnectError, TLSError...; DisplayTimeout after
@@ -528,10 +547,13 @@ def connect(target: str | Path | Target, password: str | None = None,
     ``--capture`` does; ``bug_report_dir`` turns on bug reports (``vm.bug_report()``, and one
     when the server drops a channel) with their traffic ring. ``web`` serves the browser
     viewer (True: on 127.0.0.1, any free port; or a ``ryll.viewer.options.WebOptions``):
-    ``vm.viewer_url()`` gives a link to open."""
+    ``vm.viewer_url()`` gives a link to open. ``audio_out`` writes what the guest plays to
+    a WAV file as ``--audio-out`` does; ``audio_in`` is what its microphone hears (an audio
+    file, ``"tone:440"``; silence by default); ``opus=False`` keeps both to raw PCM."""
     if timeout <= 0:
         raise ValueError("timeout must be positive")
-    ctx = ChannelContext(display=DisplayOptions(video_codecs=video_codecs))
+    ctx = ChannelContext(display=DisplayOptions(video_codecs=video_codecs),
+                         audio=AudioOptions(opus=opus))
     if max_memory_mib is not None:
         if max_memory_mib <= 0:
             raise ValueError("max_memory_mib must be positive")
@@ -545,12 +567,17 @@ def connect(target: str | Path | Target, password: str | None = None,
         from ryll.diagnostics.reports import BugReports, ReportOptions
 
         front_ends.append(BugReports(ReportOptions(directory=Path(bug_report_dir))))
+    if audio_out is not None:
+        from ryll.cli.audio import AudioOut
+
+        front_ends.append(AudioOut(Path(audio_out)))
     if web:
         from ryll.viewer.server import Viewer
 
         options = web if isinstance(web, WebOptions) else WebOptions()
         front_ends.append(Viewer(options, io.StringIO()))
-    return Connecting(target, password, timeout, ctx, front_ends)
+    source = parse_audio_in(audio_in) if audio_in is not None else None
+    return Connecting(target, password, timeout, ctx, front_ends, source)
 
 
 # --- the synchronous twin ---------------------------------------------------------------
@@ -620,6 +647,13 @@ class SyncVM:
     expect = _blocking("expect")
     wait_for = _blocking("wait_for")
     bug_report = _blocking("bug_report")
+
+    def port(self, name: str, timeout: float = DEFAULT_TIMEOUT_S) -> socket.socket:
+        """:meth:`VM.port` without asyncio: a connected, blocking socket whose bytes are the
+        port's; closing it closes the port."""
+        sock = self._loop.run(self.vm.session.ports.open_socket(name, timeout))
+        sock.setblocking(True)
+        return sock
 
     def viewer_url(self) -> str:
         return self._loop.run(_value(self.vm.viewer_url))

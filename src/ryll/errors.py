@@ -78,6 +78,13 @@ class SessionClosedError(RyllError):
     exit_code = 7
 
 
+class PortError(RyllError):
+    """A SPICE port that cannot be opened: the server offers no port of that name, or
+    something already holds it."""
+
+    exit_code = 11
+
+
 class StoppedError(RyllError):
     """The session was stopped (SIGINT, SIGTERM, SIGHUP, ``--duration``, ``stop()``) before it
     had connected: there is nothing to show. A session stopped once connected ends with 0."""

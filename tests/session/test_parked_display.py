@@ -42,9 +42,8 @@ from ryll.session.target import Target
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 LINK_REPLY = (FIXTURES / "link-reply-main.bin").read_bytes()
-UNLINKED = {ChannelType.PLAYBACK: "playback", ChannelType.RECORD: "record",
-            ChannelType.SMARTCARD: "smartcard", ChannelType.USBREDIR: "usbredir",
-            ChannelType.PORT: "port", ChannelType.WEBDAV: "webdav"}
+UNLINKED = {ChannelType.SMARTCARD: "smartcard", ChannelType.USBREDIR: "usbredir",
+            ChannelType.WEBDAV: "webdav"}
 
 
 def mini(opcode: int, body: bytes = b"") -> bytes:

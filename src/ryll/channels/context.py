@@ -31,6 +31,15 @@ class DisplayOptions:
     excluded_codecs: tuple[int, ...] = ()
 
 
+@dataclass
+class AudioOptions:
+    """What the playback and record channels advertise and send."""
+
+    # Advertise Opus (when it decodes here); False (--no-opus): the server sends raw PCM, and
+    # record sends raw PCM whatever the server offers.
+    opus: bool = True
+
+
 GLZ_WINDOW_MIN = 12 * 1024 * 1024
 GLZ_WINDOW_MAX = 64 * 1024 * 1024
 
@@ -83,6 +92,7 @@ class ChannelContext:
     tap: Tap | None = None
     state: SessionState = field(default_factory=SessionState)
     display: DisplayOptions = field(default_factory=DisplayOptions)
+    audio: AudioOptions = field(default_factory=AudioOptions)
     display_shared: DisplayShared = field(
         default_factory=lambda: DisplayShared(decoders=dict(DECODERS))
     )
@@ -96,7 +106,7 @@ class ChannelContext:
                                memory=MemoryBudget(old.memory.limit))
         shared.images.max_bytes = old.images.max_bytes
         return ChannelContext(gaps=self.gaps, tap=self.tap, display=self.display,
-                              display_shared=shared)
+                              audio=self.audio, display_shared=shared)
 
     @property
     def memory(self) -> MemoryBudget:

@@ -256,6 +256,85 @@ class MouseModeChanged(Event):
     supported: int
 
 
+# --- audio -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AudioStarted(Event):
+    """PLAYBACK START: the guest began playing (``codec``: "raw" or "opus")."""
+
+    channels: int
+    frequency: int
+    codec: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudioPlayed(Event):
+    """What the guest played: usually 10 ms, as S16 little-endian interleaved samples, stamped
+    with the server's multimedia time (ms, wrapping u32) of the frame's production."""
+
+    mm_time: int
+    pcm: bytes
+    channels: int
+    frequency: int
+
+
+@dataclass(frozen=True, slots=True)
+class AudioStopped(Event):
+    """PLAYBACK STOP: the guest stopped playing."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioVolumeChanged(Event):
+    """PLAYBACK VOLUME or MUTE: ``volume`` per channel, 0..65535."""
+
+    volume: tuple[int, ...]
+    mute: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordStarted(Event):
+    """RECORD START: the guest opened its microphone; ryll sends ``codec`` frames."""
+
+    channels: int
+    frequency: int
+    codec: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordStopped(Event):
+    """RECORD STOP: the guest closed its microphone."""
+
+
+# --- ports -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PortReady(Event):
+    """A port channel said which port it is (PORT INIT): its name and whether the chardev end
+    is open."""
+
+    channel_id: int
+    name: str
+    device_open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PortOpened(Event):
+    """The chardev end of a port opened (PORT EVENT OPENED)."""
+
+    channel_id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PortClosed(Event):
+    """The chardev end of a port closed (PORT EVENT CLOSED)."""
+
+    channel_id: int
+    name: str
+
+
 # --- input -----------------------------------------------------------------------------------
 
 

@@ -14,14 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from ryll.channels.context import ChannelContext, DisplayOptions
+from ryll.channels.context import AudioOptions, ChannelContext, DisplayOptions
 from ryll.channels.events import LatencyMeasured
+from ryll.cli.audio import AudioOut
 from ryll.cli.inputs import Cadence, Paste
+from ryll.cli.ports import PortForward, PortForwarder
 from ryll.cli.screenshot import Screenshots
 from ryll.cli.summary import Summary
 from ryll.diagnostics.capture import Capture
 from ryll.diagnostics.reports import BugReports, ReportOptions
 from ryll.session.bus import EventStream
+from ryll.session.record import AudioSource
 from ryll.session.runner import FrontEnd, run_session
 from ryll.session.session import Session, SessionEnd
 from ryll.session.target import Target
@@ -53,6 +56,13 @@ class HeadlessOptions:
     cadence: bool = False
     latency_file: Path | None = None
     control_socket: Path | None = None
+    # --port NAME=unix:PATH: SPICE ports served on unix sockets (cli.ports).
+    ports: tuple[PortForward, ...] = ()
+    # --audio-out: what the guest plays, as WAV (cli.audio); --no-opus: AudioOptions.
+    audio_out: Path | None = None
+    audio: AudioOptions | None = None
+    # --audio-in: what the guest's microphone hears (session.record); None: silence.
+    audio_in: AudioSource | None = None
     # --reconnect: link again when the server drops the session (session.reconnect).
     reconnect: bool = False
     # --capture: pcaps, metadata.json and the display video (diagnostics.capture).
@@ -153,6 +163,9 @@ def front_ends(opts: HeadlessOptions, out: TextIO) -> list[FrontEnd]:
     chosen: list[FrontEnd] = []
     if opts.control_socket is not None:
         chosen.append(ControlServer(opts.control_socket))
+    chosen += [PortForwarder(forward) for forward in opts.ports]
+    if opts.audio_out is not None:
+        chosen.append(AudioOut(opts.audio_out))
     if opts.web is not None:
         from ryll.viewer.server import Viewer
 
@@ -180,7 +193,8 @@ def front_ends(opts: HeadlessOptions, out: TextIO) -> list[FrontEnd]:
 async def run_headless(
     target: Target, opts: HeadlessOptions, out: TextIO = sys.stdout
 ) -> SessionEnd:
-    ctx = ChannelContext(display=opts.display or DisplayOptions())
+    ctx = ChannelContext(display=opts.display or DisplayOptions(),
+                         audio=opts.audio or AudioOptions())
     if opts.image_cache_bytes is not None:
         ctx.display_shared.images.max_bytes = opts.image_cache_bytes
     if opts.glz_dictionary_bytes is not None:
@@ -188,4 +202,6 @@ async def run_headless(
     if opts.max_memory_bytes is not None:
         ctx.memory.limit = opts.max_memory_bytes
     session = Session(target, ctx, reconnect=opts.reconnect)
+    if opts.audio_in is not None:
+        session.record.source = opts.audio_in
     return await run_session(session, front_ends(opts, out), opts.duration)

@@ -15,9 +15,10 @@ from typing import TextIO, cast
 
 from ryll import __version__
 from ryll.budget import DEFAULT_LIMIT, MIB
-from ryll.channels.context import DisplayOptions
+from ryll.channels.context import AudioOptions, DisplayOptions
 from ryll.cli.headless import HeadlessOptions, run_headless
 from ryll.cli.output import ResilientStdout, setup_logging
+from ryll.cli.ports import check_forwards, parse_port_spec
 from ryll.diagnostics.capture import check_capture_dir
 from ryll.diagnostics.reports import (
     AUTO_SNAPSHOT_BUDGET,
@@ -32,6 +33,7 @@ from ryll.input.keys import KeyNameError, text_to_keystrokes
 from ryll.protocol.constants import ImageCompression, VideoCodecType
 from ryll.session.connection import parse_subject
 from ryll.session.input import MAX_TEXT
+from ryll.session.record import parse_audio_in
 from ryll.session.target import (
     Target,
     load_ca_file,
@@ -152,6 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="press Space every 2 s and measure input-to-display latency")
     p.add_argument("--latency-file", type=Path, metavar="PATH",
                    help="write each latency sample as CSV: time,latency_ms")
+    p.add_argument("--audio-out", type=Path, metavar="FILE.wav",
+                   help="write what the guest plays to FILE.wav (silence where it paused)")
+    p.add_argument("--audio-in", metavar="FILE|tone:HZ",
+                   help="what the guest's microphone hears: an audio file, tone:HZ, or "
+                        "silence (the default)")
+    p.add_argument("--no-opus", action="store_true",
+                   help="advertise no Opus on the audio channels: raw PCM both ways")
+    p.add_argument("--port", action="append", default=[], metavar="NAME=unix:PATH",
+                   help="serve the SPICE port NAME (a QEMU -chardev spiceport, e.g. "
+                        "org.qemu.monitor.qmp.0) on the unix socket PATH; repeatable")
     p.add_argument("--control-socket", type=Path, metavar="PATH",
                    help="serve the JSON control protocol on a unix socket at PATH (mode 0600; "
                         "see docs/control-socket.md)")
@@ -303,7 +315,8 @@ def check_output_dir(path: Path, flag: str) -> None:
 
 def check_outputs(args: argparse.Namespace) -> None:
     for flag, value in (("--screenshot", args.screenshot), ("--summary-json", args.summary_json),
-                        ("--latency-file", args.latency_file), ("--log-file", args.log_file)):
+                        ("--latency-file", args.latency_file), ("--log-file", args.log_file),
+                        ("--audio-out", args.audio_out)):
         if value is not None:
             check_output_file(value, flag)
     if args.pedantic_dir is not None:
@@ -422,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         resolution = parse_resolution(args.resolution) if args.resolution is not None else None
         check_paste(args)
         check_outputs(args)
+        forwards = [parse_port_spec(spec) for spec in args.port]
+        check_forwards(forwards)
         target = resolve_target(args)
         opts = HeadlessOptions(
             duration=args.duration,
@@ -438,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
             cadence=args.cadence,
             latency_file=args.latency_file,
             control_socket=args.control_socket,
+            ports=tuple(forwards),
+            audio_out=args.audio_out,
+            audio_in=parse_audio_in(args.audio_in) if args.audio_in else None,
+            audio=AudioOptions(opus=not args.no_opus),
             reconnect=args.reconnect,
             capture_dir=args.capture,
             web=web,

@@ -466,44 +466,44 @@ class ControlClient:
 # --- the socket file ------------------------------------------------------------------------
 
 
-def check_socket_path(path: Path) -> None:
+def check_socket_path(path: Path, flag: str = "--control-socket") -> None:
     """UsageError unless a socket can be created at ``path``: short enough, in an existing
     directory, and either free or a stale socket (nobody answers on it)."""
     path_str = os.fspath(path)
     if len(os.fsencode(path_str)) >= 108:  # sun_path is 108 bytes on Linux, NUL included
-        raise UsageError(f"--control-socket: path too long for a unix socket: {path}")
+        raise UsageError(f"{flag}: path too long for a unix socket: {path}")
     parent = os.path.dirname(path_str) or "."
     if not os.path.isdir(parent):
-        raise UsageError(f"--control-socket: cannot create {path}: no such directory")
+        raise UsageError(f"{flag}: cannot create {path}: no such directory")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"--control-socket: cannot create {path}: permission denied")
+        raise UsageError(f"{flag}: cannot create {path}: permission denied")
     try:
         st = os.lstat(path_str)
     except FileNotFoundError:
         return
     except OSError as exc:
-        raise UsageError(f"--control-socket: cannot use {path}: {exc.strerror}") from None
+        raise UsageError(f"{flag}: cannot use {path}: {exc.strerror}") from None
     if not stat.S_ISSOCK(st.st_mode):
-        raise UsageError(f"--control-socket: {path} exists and is not a socket; "
+        raise UsageError(f"{flag}: {path} exists and is not a socket; "
                          "refusing to replace it")
     if _socket_is_live(path_str):
-        raise UsageError(f"--control-socket: {path} is in use by another process")
+        raise UsageError(f"{flag}: {path} is in use by another process")
 
 
-def create_socket(path: Path) -> socket.socket:
+def create_socket(path: Path, flag: str = "--control-socket") -> socket.socket:
     """A listening unix socket at ``path``, mode 0600 from birth.
 
     An existing path is replaced only if it is a socket nobody answers on (a stale one left by
     a ryll that died); a live socket, a regular file, a directory or a symlink is refused with
-    a UsageError, so ``--control-socket`` can never clobber a file.
+    a UsageError, so ``--control-socket`` (or a ``--port`` forward) can never clobber a file.
     """
-    check_socket_path(path)
+    check_socket_path(path, flag)
     path_str = os.fspath(path)
     if os.path.lexists(path_str):  # a stale socket: check_socket_path refused anything else
         try:
             os.unlink(path_str)
         except OSError as exc:
-            raise UsageError(f"--control-socket: cannot remove the stale socket {path}: "
+            raise UsageError(f"{flag}: cannot remove the stale socket {path}: "
                              f"{exc.strerror}") from None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     # The umask makes bind() create the file 0600, so there is no moment in which another
@@ -513,7 +513,7 @@ def create_socket(path: Path) -> socket.socket:
         sock.bind(path_str)
     except OSError as exc:
         sock.close()
-        raise UsageError(f"--control-socket: cannot create {path}: {exc.strerror}") from None
+        raise UsageError(f"{flag}: cannot create {path}: {exc.strerror}") from None
     finally:
         os.umask(old)
     try:
@@ -524,7 +524,7 @@ def create_socket(path: Path) -> socket.socket:
         sock.close()
         with contextlib.suppress(OSError):
             os.unlink(path_str)
-        raise UsageError(f"--control-socket: cannot listen on {path}: {exc.strerror}") from None
+        raise UsageError(f"{flag}: cannot listen on {path}: {exc.strerror}") from None
     return sock
 
 

@@ -37,14 +37,21 @@ from ryll.channels.events import (
     DisplayUpdated,
     Event,
     GapOpened,
+    PortOpened,
+    PortReady,
     Reconnected,
     Reconnecting,
+    RecordStarted,
+    RecordStopped,
     SessionEnded,
     SessionEstablished,
     WaitRequested,
 )
 from ryll.channels.inputs import InputsChannel
 from ryll.channels.main import MainChannel
+from ryll.channels.playback import PlaybackChannel
+from ryll.channels.port import PortChannel
+from ryll.channels.record import RecordChannel
 from ryll.errors import LinkError, ProtocolError, RyllError, ServerClosedError, StoppedError
 from ryll.protocol.constants import ChannelType, LinkResult
 from ryll.protocol.link import NeedSecured
@@ -55,7 +62,9 @@ from ryll.session.bus import DEFAULT_QUEUE, EventBus, EventStream
 from ryll.session.connection import LinkedChannel, LinkObserver, link_channel
 from ryll.session.input import InputController
 from ryll.session.latency import LatencyTracker
+from ryll.session.ports import PortHub
 from ryll.session.reconnect import Attempt, ReconnectLog
+from ryll.session.record import RecordPacer
 from ryll.session.render_work import OFFLOAD_BYTES, RenderWork
 from ryll.session.screens import Grab, grab_monitor, monitors, surface_monitors
 from ryll.session.snapshot import SessionSnapshot, take_snapshot
@@ -72,6 +81,9 @@ CHANNEL_CLASSES: dict[int, type[Channel]] = {
     ChannelType.DISPLAY: DisplayChannel,
     ChannelType.INPUTS: InputsChannel,
     ChannelType.CURSOR: CursorChannel,
+    ChannelType.PLAYBACK: PlaybackChannel,
+    ChannelType.RECORD: RecordChannel,
+    ChannelType.PORT: PortChannel,
 }
 READ_CHUNK = 256 * 1024
 # How long WAIT_FOR_CHANNELS may hold a channel. spice-gtk waits forever; a bounded wait turns a
@@ -140,6 +152,10 @@ class Session:
         self.agent = AgentClient(self)
         # Input-to-display latency: keys from session.input, updates from DisplayUpdated.
         self.latency = LatencyTracker()
+        # SPICE ports (QEMU's monitor, guest serial ports): who holds each (session/ports.py).
+        self.ports = PortHub(self)
+        # What the guest's microphone hears, paced in real time (session/record.py).
+        self.record = RecordPacer(self)
         self._input: InputController | None = None
 
     @property
@@ -236,6 +252,7 @@ class Session:
                 end = await outcome
         finally:
             await self._close_all()
+            self.ports.connection_lost(forget=False)
         self.end = end
         self._drain_gaps()
         self.publish(SessionEnded(end.reason, end.message, end.exit_code))
@@ -307,6 +324,7 @@ class Session:
         self._key_of = {}
         self.established = False
         self.ctx = self.ctx.fresh()
+        self.ports.connection_lost()
 
     async def _close_all(self) -> None:
         for task in list(self._tasks):
@@ -416,6 +434,15 @@ class Session:
         if writer is not None and not writer.is_closing():
             self._write(channel, writer)
 
+    async def send_now(self, channel: Channel) -> None:
+        """Write what ``channel`` queued and wait until the socket has taken it (flow
+        control for a producer outside the channel's loop: a port's peer)."""
+        writer = self._writer_of.get(id(channel))
+        if writer is None or writer.is_closing():
+            raise ConnectionResetError(f"the {channel.name} channel is closed")
+        self._write(channel, writer)
+        await writer.drain()
+
     def _write(self, channel: Channel, writer: asyncio.StreamWriter) -> None:
         """Write what ``channel`` has queued (and show it to the traffic sinks)."""
         out = channel.data_to_send()
@@ -448,6 +475,7 @@ class Session:
     ) -> None:
         what = f"{channel.name} channel"
         display = isinstance(channel, DisplayChannel)
+        port = channel if isinstance(channel, PortChannel) else None
         key = self._key_of[id(channel)]
         while True:
             try:
@@ -476,6 +504,8 @@ class Session:
                 while isinstance(channel, DisplayChannel) and channel.parked is not None:
                     await self._unpark(channel)
                     self._write(channel, writer)
+                if port is not None:
+                    await self.ports.deliver(port)
                 if self._waiters:
                     self._progress.set()
             try:
@@ -508,6 +538,12 @@ class Session:
             sample = self.latency.display_updated()
             if sample is not None:
                 self.publish(sample)
+        elif isinstance(event, PortReady | PortOpened) and isinstance(channel, PortChannel):
+            await self.ports.ready(channel)
+        elif isinstance(event, RecordStarted) and isinstance(channel, RecordChannel):
+            self.record.started(channel)
+        elif isinstance(event, RecordStopped):
+            self.record.stopped()
         elif isinstance(channel, MainChannel):
             self.agent.handle_event(event)
 

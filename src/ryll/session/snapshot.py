@@ -73,6 +73,8 @@ class SessionSnapshot:
     end: dict[str, object] | None
     memory: dict[str, object]  # the session's memory budget (ryll.budget): limit, use, refusals
     reconnects: dict[str, object]  # --reconnect: the policy and each attempt
+    ports: dict[str, object]  # SPICE ports: each offered one's state and holder (session.ports)
+    audio: dict[str, object]  # playback and record: codec, frames, underruns (None: not linked)
 
     def as_dict(self) -> dict[str, object]:
         """The ``--summary-json`` document."""
@@ -99,6 +101,8 @@ class SessionSnapshot:
             "gaps": self.gaps,
             "memory": self.memory,
             "reconnects": self.reconnects,
+            "ports": self.ports,
+            "audio": self.audio,
             "end": self.end,
         }
 
@@ -156,7 +160,19 @@ def take_snapshot(session: Session) -> SessionSnapshot:
                                       "exit_code": end.exit_code},
         memory=session.ctx.memory.as_dict(),
         reconnects=session.reconnects.as_dict(),
+        ports=session.ports.as_dict(),
+        audio=_audio(session),
     )
+
+
+def _audio(session: Session) -> dict[str, object]:
+    from ryll.protocol.constants import ChannelType
+
+    out: dict[str, object] = {}
+    for ctype, key in ((ChannelType.PLAYBACK, "playback"), (ChannelType.RECORD, "record")):
+        channel = session.channel(ctype)
+        out[key] = channel.audio_state() if channel is not None else None  # type: ignore[attr-defined]
+    return out
 
 
 def _streams(displays: list[Any]) -> dict[str, object]:
