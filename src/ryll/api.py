@@ -690,13 +690,14 @@ def connect_sync(target: str | Path | Target, password: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT_S, video_codecs: tuple[int, ...] = (),
                  max_memory_mib: int | None = None, capture: str | Path | None = None,
                  bug_report_dir: str | Path | None = None,
-                 web: bool | WebOptions = False) -> SyncVM:
+                 web: bool | WebOptions = False, audio_out: str | Path | None = None,
+                 audio_in: str | Path | None = None, opus: bool = True) -> SyncVM:
     """:func:`connect` for plain scripts: ``with ryll.connect_sync(...) as vm:``."""
     loop = _Loop()
     try:
         vm: VM = loop.run(_awaited(connect(target, password, timeout, video_codecs,
                                            max_memory_mib, capture, bug_report_dir,
-                                           web)))
+                                           web, audio_out, audio_in, opus)))
     except BaseException:
         loop.close()
         raise

@@ -5,9 +5,11 @@ mm_time is the file's start, and a frame stamped later than where the file has g
 more than GAP_MS: the guest paused, or stopped and started again, or the server dropped
 frames) is preceded by that much silence. So the file's length is the time from the first
 sound to the last, and a 2 s tone played after a pause is 2 s of tone after the pause's
-silence. The format is the first START's (QEMU: 48 kHz stereo S16); a later START with
-another frequency is not resampled: its frames are left out and counted (a warning at the
-end), and a channel-count change is mixed to the file's.
+silence. The samples are as the guest played them, before the volume and mute it sets (the
+summary has both): a test asserts on what was played. The format is the first START's
+(QEMU: 48 kHz stereo S16); a later START with another frequency is not resampled: its frames
+are left out and counted (a warning at the end), and a channel-count change is mixed to the
+file's.
 
 The stdlib ``wave`` module writes the file and keeps its header right after every write, so
 what was written survives a crash.
