@@ -54,3 +54,30 @@ def error_lines(stderr: str) -> list[str]:
     """The error lines ryll prints on stderr (``ryll: error: ...``); the info records are
     plain ``ryll: ...`` lines and warnings ``ryll: warning: ...``."""
     return [line for line in stderr.splitlines() if line.startswith("ryll: error:")]
+
+
+API_DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+DOCS_ADDRESS = "127.0.0.1:5900"
+
+
+def doc_examples() -> list[str]:
+    """docs/api.md's Python examples, as written."""
+    import re
+
+    return re.findall(r"```python\n(.*?)```", API_DOCS.read_text(), re.S)
+
+
+def run_doc_example(marker: str, port: int, tmp_path: Path,
+                    timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the one docs/api.md example containing ``marker`` as the script it is, against the
+    test VM on ``port`` (its address in place of the docs' 127.0.0.1:5900), in ``tmp_path``;
+    asserts that it exits 0."""
+    [code] = [c for c in doc_examples() if marker in c]
+    assert DOCS_ADDRESS in code
+    script = tmp_path / "example.py"
+    script.write_text(code.replace(DOCS_ADDRESS, f"127.0.0.1:{port}"))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=timeout, cwd=tmp_path)
+    assert run.returncode == 0, f"the example with {marker!r} failed:\n{code}\n{run.stderr}"
+    return run
+

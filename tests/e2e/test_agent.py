@@ -13,7 +13,7 @@ from ryll.channels.events import AgentConnected, AgentReady, ClipboardChanged
 from ryll.session.session import Session
 from ryll.session.target import parse_direct
 from ryll.testvm import TestVM
-from tests.e2e.conftest import run_ryll
+from tests.e2e.conftest import run_doc_example, run_ryll
 
 pytestmark = pytest.mark.e2e
 
@@ -105,19 +105,8 @@ def test_without_an_agent_options_degrade(agent_port: bool, tmp_path: Path) -> N
 
 def test_docs_agent_example_runs_as_written(agent_vm: TestVM, tmp_path: Path) -> None:
     """docs/api.md's guest-agent example (the others run in tests/e2e/test_api.py)."""
-    import re
-    import subprocess
-    import sys
-
-    docs = Path(__file__).resolve().parents[2] / "docs" / "api.md"
-    [code] = [c for c in re.findall(r"```python\n(.*?)```", docs.read_text(), re.S)
-              if "resolution(" in c]
     after = agent_vm.serial_offset()
-    script = tmp_path / "agent_example.py"
-    script.write_text(code.replace("127.0.0.1:5900", f"127.0.0.1:{agent_vm.port}"))
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
+    run = run_doc_example("resolution(", agent_vm.port, tmp_path)
     assert "the guest's clipboard:" in run.stdout
     assert "the guest has the script's text" in run.stdout
     agent_vm.wait_serial(r"ryll: agent clipboard from the script", timeout=10, after=after)

@@ -25,11 +25,10 @@ import ryll
 from ryll.channels.agent import AgentUnavailable
 from ryll.events import LatencyMeasured
 from ryll.testvm import TestVM
+from tests.e2e.conftest import DOCS_ADDRESS, doc_examples
 
 pytestmark = pytest.mark.e2e
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
-DOCS_ADDRESS = "127.0.0.1:5900"
 READY = r"ryll: input ready\r?\n"
 
 
@@ -43,10 +42,6 @@ def vm() -> Iterator[TestVM]:
 
 def address(vm: TestVM) -> str:
     return f"127.0.0.1:{vm.port}"
-
-
-def doc_examples() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
 
 
 def serial_after(vm: TestVM, off: int) -> str:

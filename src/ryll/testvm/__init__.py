@@ -1,8 +1,10 @@
 """ryll's own test VM: QEMU (TCG) with a SPICE server, booting a tiny guest that draws.
 
 The guest is a Debian kernel plus an initramfs of busybox and ``drawer`` (``guest/drawer.c``),
-which sets modes and draws deterministic pictures through the Bochs VBE interface. Tests start it
-with ``TestVM`` and compare what a client shows with ``TestVM.screendump()``. Pure stdlib + numpy
+which sets modes and draws deterministic pictures through the Bochs VBE interface; on request a
+sound card the guest plays and records on (``guest/audio.c``) and SPICE ports it echoes
+(``guest/portecho.c``). Tests start it with ``TestVM`` and compare what a client shows with
+``TestVM.screendump()``. Pure stdlib + numpy
 (+ cryptography for ``make_tls_dir``); needs qemu-system-x86, gcc, libc6-dev and apt on the host.
 
     python -m ryll.testvm build          # download and build the kernel and initramfs (cached)

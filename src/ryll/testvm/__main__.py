@@ -46,6 +46,14 @@ def _vm_options(p: argparse.ArgumentParser) -> None:
         help="x509 dir for a TLS port (made with a fresh CA if it has no certificates)",
     )
     p.add_argument("--workdir", type=Path, help="keep the serial log, QEMU log and QMP socket here")
+    p.add_argument("--sound", action="store_true",
+                   help="an HDA sound card (SPICE playback and record channels); with "
+                   "--extra-cmdline 'ryll.audio=play:1000:2' the guest plays a tone")
+    p.add_argument("--qmp-port", action="store_true",
+                   help="QEMU's QMP monitor as the SPICE port org.qemu.monitor.qmp.0")
+    p.add_argument("--port", action="append", default=[], metavar="NAME",
+                   help="a guest-facing SPICE port NAME (repeatable); with --extra-cmdline "
+                   "'ryll.echo=NAME' the guest echoes it uppercased")
     p.add_argument("--cache-dir", type=Path)
 
 
@@ -77,6 +85,9 @@ def _make_vm(args: argparse.Namespace) -> TestVM:
         zlib_glz_wan_compression=args.zlib_glz_wan_compression,
         jpeg_wan_compression=args.jpeg_wan_compression,
         workdir=args.workdir,
+        sound=args.sound,
+        qmp_port=args.qmp_port,
+        ports=args.port,
         cache_dir=args.cache_dir,
     )
 

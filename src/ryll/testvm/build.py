@@ -4,14 +4,16 @@ The kernel is Debian's current ``linux-image-*-amd64`` (``apt-get download`` + `
 install). The initramfs holds ``/init`` (``guest/init.sh``), a static busybox (from
 ``busybox-static``, downloaded the same way, or the host's ``/bin/busybox`` if it is static and
 the download fails), one program ``/bin/<name>`` per ``guest/<name>.c`` (compiled with
-``gcc -static``; ``drawer`` is the one ``/init`` runs) and the kernel modules the guest needs for
-input devices, the agent's virtio-serial port and the QXL DRM driver (``GUEST_MODULES`` and their
-dependencies, read from each module's ``.modinfo``). It is written in Python as a ``newc`` cpio
+``gcc -static ... -lm``; ``drawer`` is the one ``/init`` runs, ``audio`` and ``portecho`` run next
+to it on request) and the kernel modules the guest needs for input devices, virtio-serial ports,
+the QXL DRM driver and HDA sound (``GUEST_MODULES`` and their dependencies, read from each
+module's ``.modinfo``). It is written in Python as a ``newc`` cpio
 archive, gzip-compressed, with fixed timestamps, so the same inputs give the same bytes.
 
 Modules: ``/lib/modules/<name>.ko`` and ``/lib/modules/<name>.deps``, the module files to
 ``insmod`` in order (dependencies first) to load ``<name>``. ``/init`` loads ``BOOT_MODULES``
-at boot and more on request (``ryll.load=qxl,...`` on the kernel command line).
+at boot and more on request (``ryll.load=qxl,...`` on the kernel command line; ``ryll.sound=1``
+loads ``snd_hda_codec_generic`` and ``snd_hda_intel``).
 
 A stamp file records the inputs (kernel package, hashes of the guest sources, init.sh and
 busybox, and the build format); a second call with unchanged inputs only checks the stamp. A lock
@@ -52,15 +54,20 @@ CACHE_ENV = "RYLL_TESTVM_CACHE"
 #: Overrides the kernel package (e.g. "linux-image-6.1.0-56-amd64") instead of asking apt-cache.
 KERNEL_ENV = "RYLL_TESTVM_KERNEL_PACKAGE"
 GCC_FLAGS = ("-static", "-O2", "-s", "-Wall")
+#: After the source on gcc's command line (static linking takes libraries in order).
+GCC_LIBS = ("-lm",)
 #: Kernel modules (by module name) shipped in the initramfs, with their dependencies: input
 #: (evdev; a PS/2 mouse for server mouse mode; USB host controllers + HID for a usb-tablet in
-#: client mode), the agent's virtio-serial port, and the QXL DRM driver (cursor commands).
+#: client mode), virtio-serial ports (the agent's and ``TestVM(ports=...)``), the QXL DRM
+#: driver (cursor commands), and HDA sound for ``TestVM(sound=True)`` (intel-hda + hda-duplex:
+#: the controller driver and the generic codec driver, which nothing would load on its own).
 GUEST_MODULES = (
     "evdev", "psmouse", "uhci_hcd", "ehci_pci", "xhci_pci", "usbhid", "hid_generic",
-    "virtio_pci", "virtio_console", "qxl",
+    "virtio_pci", "virtio_console", "qxl", "snd_hda_codec_generic", "snd_hda_intel",
 )
 #: Loaded by /init at every boot (written to /lib/modules/boot.list). qxl is not: it takes the
-#: QXL device out of VGA mode, so only scenes that ask for it (ryll.load=qxl) load it.
+#: QXL device out of VGA mode, so only scenes that ask for it (ryll.load=qxl) load it; the sound
+#: modules load with ryll.sound=1 only (in the background, so the drawer's boot is unchanged).
 BOOT_MODULES = (
     "evdev", "psmouse", "uhci_hcd", "ehci_pci", "xhci_pci", "usbhid", "hid_generic",
     "virtio_pci", "virtio_console",
@@ -133,6 +140,7 @@ def _ensure(cache: Path) -> Artifacts:
         "headers_sha256": {name: _sha256(src) for name, src in sorted(headers.items())},
         "init_sha256": _sha256(init_src),
         "gcc_flags": list(GCC_FLAGS),
+        "gcc_libs": list(GCC_LIBS),
         "modules": list(GUEST_MODULES),
         "boot_modules": list(BOOT_MODULES),
     }
@@ -375,10 +383,15 @@ def _compile(cache: Path, name: str, source: bytes, headers: dict[str, bytes]) -
     src.write_bytes(source)
     log.info("compiling %s", src)
     try:
-        _run(["gcc", *GCC_FLAGS, "-o", str(out) + ".tmp", str(src)], package="gcc libc6-dev")
+        _run(
+            ["gcc", *GCC_FLAGS, "-o", str(out) + ".tmp", str(src), *GCC_LIBS],
+            package="gcc libc6-dev linux-libc-dev",
+        )
     except TestVMError as exc:
         if "cannot find -lc" in str(exc) or "stdio.h" in str(exc):
             raise TestVMError(f"{exc}\n(`apt-get install libc6-dev`)") from exc
+        if "sound/asound.h" in str(exc) or "linux/" in str(exc):
+            raise TestVMError(f"{exc}\n(`apt-get install linux-libc-dev`)") from exc
         raise
     os.replace(str(out) + ".tmp", out)
     return out

@@ -8,7 +8,9 @@
 ``scene=None`` boots no kernel: the display then shows SeaBIOS's "No bootable device" text screen
 (720x400), and the server is up at once. The guest writes markers on its serial port
 ("ryll: mode set WxH", "ryll: frame N", "ryll: idle", "ryll: error ..."); ``wait_serial`` and
-``wait_frame`` wait for them.
+``wait_frame`` wait for them. With ``sound=True`` the guest can play and record
+(``guest/audio.c``, "ryll-audio: ..." lines, ``wait_audio``); ``ports`` and ``qmp_port`` add
+SPICE port channels, and the guest can echo a port (``guest/portecho.c``, "ryll-echo: ...").
 
 QEMU runs as a child process. It is stopped by ``stop()`` (QMP quit, then SIGTERM, then SIGKILL),
 on garbage collection and at interpreter exit; and, when the VM was started from the main thread,
@@ -44,7 +46,20 @@ VGAS = ("qxl", "std", "virtio")
 SCENES = ("static", "animate", "modes", "cursor", "input", "heads")
 #: The QEMU device ids of the QXL devices of a VM with ``heads`` > 1 (head 0 is the VGA one).
 QXL_ID = "ryllqxl{}"
+#: The audiodev id of ``sound=True``; the chardev ids of ``qmp_port=True`` and of ``ports``.
+AUDIODEV_ID = "ryllsnd"
+QMP_PORT_ID = "ryllqmp"
+QMP_PORT_NAME = "org.qemu.monitor.qmp.0"
+PORT_ID = "ryllport{}"
+_PORT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _ERROR_RE = re.compile(r"ryll: error[^\r\n]*")
+#: What guest/audio.c prints after each run (``TestVM.wait_audio``).
+AUDIO_PLAYED_RE = (
+    r"ryll-audio: played (?P<freq>\d+) Hz for (?P<seconds>[0-9.]+) s \((?P<frames>\d+) frames\)"
+)
+AUDIO_RECORDED_RE = (
+    r"ryll-audio: recorded (?P<seconds>[0-9.]+) s, peak (?P<peak>\d+) Hz, rms (?P<rms>[0-9.]+)"
+)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -89,6 +104,9 @@ class TestVM:
         extra_spice: str = "",
         usb_tablet: bool = False,
         agent_port: bool = False,
+        sound: bool = False,
+        qmp_port: bool = False,
+        ports: Sequence[str] = (),
         multi_client: bool = False,
         extra_args: Sequence[str] = (),
         artifacts: Artifacts | None = None,
@@ -122,6 +140,25 @@ class TestVM:
             channel, where a guest agent (``guest/agent.c``) talks to the client; it runs when
             ``extra_cmdline`` has "ryll.agent=1" (and "ryll.clip=TEXT" makes it grab the
             clipboard with TEXT).
+        sound: add an HDA sound card on SPICE's audio backend (``-audiodev spice,id=ryllsnd
+            -device intel-hda -device hda-duplex,audiodev=ryllsnd``), so the server offers the
+            playback and record channels, and "ryll.sound=1" on the kernel command line, which
+            loads the guest's HDA driver ("ryll: sound ready" once /dev/snd/pcmC0D0p and
+            pcmC0D0c exist). "ryll.audio=play:FREQ:SECONDS" or "ryll.audio=record:SECONDS" in
+            ``extra_cmdline`` runs ``guest/audio.c`` (see init.sh: ryll.audio_delay,
+            ryll.audio_repeat (default 0: forever), ryll.audio_pause); it prints
+            "ryll-audio: played FREQ Hz for S s (N frames)" and
+            "ryll-audio: recorded S s, peak FREQ Hz, rms R" (``wait_audio``).
+        qmp_port: offer QEMU's own QMP monitor as the SPICE port channel
+            "org.qemu.monitor.qmp.0" (``-chardev spiceport,id=ryllqmp,...`` ``-mon
+            chardev=ryllqmp,mode=control``). The test VM's ``qmp`` stays on its unix socket.
+        ports: names of guest-facing SPICE port channels: each NAME is ``-chardev
+            spiceport,id=ryllportI,name=NAME`` wired to a virtio-serial port NAME in the guest
+            (``-device virtserialport,chardev=ryllportI,name=NAME`` on one
+            ``virtio-serial-pci``, shared with ``agent_port``). "ryll.echo=NAME[,NAME...]" in
+            ``extra_cmdline`` makes the guest echo each such port back uppercased
+            (``guest/portecho.c``: "ryll-echo: up NAME (/dev/vportXpY)", then
+            "ryll-echo: NAME echoed N bytes" after each chunk, N in all).
         multi_client: run QEMU with ``SPICE_DEBUG_ALLOW_MC=1`` in its environment, so
             spice-server keeps several clients at once (without it a new client replaces the
             old one): the many-session benchmark and the Locust tests.
@@ -137,6 +174,14 @@ class TestVM:
             raise ValueError(f"heads must be 1 to 4, not {heads!r}")
         if heads > 1 and vga != "qxl":
             raise ValueError(f"heads={heads} needs vga='qxl', not {vga!r}")
+        if isinstance(ports, str):
+            raise ValueError(f"ports must be a sequence of names, not the string {ports!r}")
+        ports = list(ports)
+        for name in ports:
+            if not isinstance(name, str) or not _PORT_NAME_RE.fullmatch(name):
+                raise ValueError(f"a port name must match {_PORT_NAME_RE.pattern}, not {name!r}")
+        if len(set(ports)) != len(ports) or {QMP_PORT_NAME, "com.redhat.spice.0"} & set(ports):
+            raise ValueError(f"port names must be distinct and not reserved: {ports!r}")
         self.vga = vga
         self.heads = heads
         self.scene = scene
@@ -152,6 +197,9 @@ class TestVM:
         self.extra_spice = extra_spice
         self.usb_tablet = usb_tablet
         self.agent_port = agent_port
+        self.sound = sound
+        self.qmp_port = qmp_port
+        self.ports = ports
         self.multi_client = multi_client
         self.extra_args = list(extra_args)
         self.qemu_binary = qemu
@@ -245,6 +293,8 @@ class TestVM:
         parts = ["console=ttyS0", "quiet", f"ryll.scene={self.scene}", f"ryll.mode={self.mode}"]
         if self.heads > 1:
             parts.append(f"ryll.heads={self.heads}")
+        if self.sound:
+            parts.append("ryll.sound=1")
         if self.extra_cmdline:
             parts.append(self.extra_cmdline)
         return " ".join(parts)
@@ -380,6 +430,19 @@ class TestVM:
     def wait_idle(self, timeout: float = 60.0, after: int = 0) -> int:
         return self.wait_serial(r"ryll: idle\r?\n", timeout, after)
 
+    def wait_audio(
+        self, kind: str = "played", timeout: float = 60.0, after: int = 0
+    ) -> tuple[dict[str, float], int]:
+        """Waits for guest/audio.c's next report at or after ``after``: kind "played"
+        ({"freq", "seconds", "frames"}) or "recorded" ({"seconds", "peak", "rms"}); returns
+        the values and the offset past the line."""
+        if kind not in ("played", "recorded"):
+            raise ValueError(f"kind must be 'played' or 'recorded', not {kind!r}")
+        pattern = AUDIO_PLAYED_RE if kind == "played" else AUDIO_RECORDED_RE
+        end = self.wait_serial(pattern + r"\r?\n", timeout, after)
+        matches = list(re.finditer(pattern, self.serial_text()[after:end]))
+        return {k: float(v) for k, v in matches[-1].groupdict().items()}, end
+
     def screendump(self, device: str | None = None, head: int | None = None) -> np.ndarray:
         """QEMU's view of the guest display: an (H, W, 3) uint8 RGB array.
 
@@ -439,11 +502,29 @@ class TestVM:
             vga = ["-vga", self.vga]
         if self.usb_tablet:
             extra += ["-usb", "-device", "usb-tablet"]
+        if self.agent_port or self.ports:
+            extra += ["-device", "virtio-serial-pci"]
         if self.agent_port:
             extra += [
-                "-device", "virtio-serial-pci",
                 "-chardev", "spicevmc,id=vdagent,name=vdagent",
                 "-device", "virtserialport,chardev=vdagent,name=com.redhat.spice.0",
+            ]
+        for i, name in enumerate(self.ports):
+            chardev = PORT_ID.format(i)
+            extra += [
+                "-chardev", f"spiceport,id={chardev},name={name}",
+                "-device", f"virtserialport,chardev={chardev},name={name}",
+            ]
+        if self.qmp_port:
+            extra += [
+                "-chardev", f"spiceport,id={QMP_PORT_ID},name={QMP_PORT_NAME}",
+                "-mon", f"chardev={QMP_PORT_ID},mode=control",
+            ]
+        if self.sound:
+            extra += [
+                "-audiodev", f"spice,id={AUDIODEV_ID}",
+                "-device", "intel-hda",
+                "-device", f"hda-duplex,audiodev={AUDIODEV_ID}",
             ]
         spice_opt = ",".join(spice)
         if self.extra_spice:
