@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ryll.errors import DecodeError
+from ryll.video.av_decoder import gap_reason
 
 OPUS_RATE = 48000
 FRAME_MS = 10
@@ -25,12 +26,6 @@ def opus_available() -> bool:
     """Whether Opus is decoded and encoded here (PyAV, whose FFmpeg has libopus), known
     without importing PyAV; a codec that then fails to open is a gap, not a crash."""
     return importlib.util.find_spec("av") is not None
-
-
-def _reason(exc: Exception) -> str:
-    name = type(exc).__name__.removesuffix("Error")
-    word = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-    return word or "error"
 
 
 def to_s16(planar: np.ndarray) -> bytes:
@@ -64,7 +59,7 @@ class OpusDecoder:
         try:
             frames = self._ctx.decode(av.Packet(packet))
         except av.error.FFmpegError as exc:
-            raise DecodeError(f"opus: {exc}", _reason(exc)) from None
+            raise DecodeError(f"opus: {exc}", gap_reason(exc)) from None
         out = []
         for frame in frames:
             planar = frame.to_ndarray()

@@ -37,9 +37,21 @@ MODE_NAMES: dict[int, str] = {
     AudioDataMode.CELT_0_5_1: "celt_0_5_1", AudioDataMode.INVALID: "invalid"}
 
 
-def _wrapped(a: int, b: int) -> int:
+def mm_time_diff(a: int, b: int) -> int:
     """a - b on the server's wrapping u32 millisecond clock."""
     return (a - b + 2**31) % 2**32 - 2**31
+
+
+def start_problem(start: msgs.AudioStart, side: str) -> tuple[str, str] | None:
+    """The gap (key, detail) of a START ryll cannot play or answer, or None: S16 samples,
+    one or two channels, 8..192 kHz (shared by playback and record)."""
+    if start.format != AudioFmt.S16:
+        return f"{side}:unimpl:format_{start.format}", "only S16 samples exist"
+    if start.channels not in (1, 2):
+        return f"{side}:unimpl:channels", f"{start.channels} channels (1 or 2 handled)"
+    if not MIN_FREQUENCY <= start.frequency <= MAX_FREQUENCY:
+        return f"{side}:malformed:frequency", f"{start.frequency} Hz"
+    return None
 
 
 class PlaybackChannel(Channel):
@@ -87,14 +99,9 @@ class PlaybackChannel(Channel):
         self.log.info("playback: mode %s", self.codec)
 
     def _on_start(self, start: msgs.AudioStart) -> None:
-        if start.format != AudioFmt.S16:
-            self.gap(f"playback:unimpl:format_{start.format}", "only S16 samples exist")
-            return
-        if start.channels not in (1, 2):
-            self.gap("playback:unimpl:channels", f"{start.channels} channels (1 or 2 played)")
-            return
-        if not MIN_FREQUENCY <= start.frequency <= MAX_FREQUENCY:
-            self.gap("playback:malformed:frequency", f"{start.frequency} Hz")
+        problem = start_problem(start, "playback")
+        if problem is not None:
+            self.gap(*problem)
             return
         self._decoder = None
         if self.mode == AudioDataMode.OPUS:
@@ -130,7 +137,7 @@ class PlaybackChannel(Channel):
                          "S16 samples")
                 return
         n = len(pcm) // (2 * self.channels)
-        if self._next_time is not None and _wrapped(data.time, self._next_time) > UNDERRUN_MS:
+        if self._next_time is not None and mm_time_diff(data.time, self._next_time) > UNDERRUN_MS:
             self.underruns += 1
         self._next_time = (data.time + n * 1000 // self.frequency) % 2**32
         self.frames += 1

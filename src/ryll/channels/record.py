@@ -20,10 +20,9 @@ from ryll.audio import FRAME_MS, OpusEncoder, opus_available
 from ryll.channels.base import Channel, handled
 from ryll.channels.context import ChannelContext
 from ryll.channels.events import RecordStarted, RecordStopped
-from ryll.channels.playback import MAX_FREQUENCY, MIN_FREQUENCY
+from ryll.channels.playback import start_problem
 from ryll.protocol.constants import (
     AudioDataMode,
-    AudioFmt,
     ChannelType,
     RecordCap,
     RecordClient,
@@ -104,14 +103,9 @@ class RecordChannel(Channel):
     # --- messages ----------------------------------------------------------------------------
 
     def _on_start(self, start: msgs.AudioStart) -> None:
-        if start.format != AudioFmt.S16:
-            self.gap(f"record:unimpl:format_{start.format}", "only S16 samples exist")
-            return
-        if start.channels not in (1, 2):
-            self.gap("record:unimpl:channels", f"{start.channels} channels (1 or 2 sent)")
-            return
-        if not MIN_FREQUENCY <= start.frequency <= MAX_FREQUENCY:
-            self.gap("record:malformed:frequency", f"{start.frequency} Hz")
+        problem = start_problem(start, "record")
+        if problem is not None:
+            self.gap(*problem)
             return
         opus = (self.ctx.audio.opus and opus_available()
                 and has_cap(self.server_caps, RecordCap.OPUS)

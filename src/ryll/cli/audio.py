@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ryll.channels.events import AudioPlayed, AudioStarted, SessionEnded
+from ryll.channels.playback import mm_time_diff
 from ryll.session.bus import EventStream
 from ryll.session.runner import FrontEnd
 from ryll.session.session import Session, SessionEnd
@@ -32,10 +33,6 @@ log = logging.getLogger("ryll.audio")
 
 # A frame later than this past the end of what was written is preceded by silence.
 GAP_MS = 20
-
-
-def _wrapped(a: int, b: int) -> int:
-    return (a - b + 2**31) % 2**32 - 2**31
 
 
 def _mix(pcm: bytes, have: int, want: int) -> bytes:
@@ -85,7 +82,7 @@ class AudioOut(FrontEnd):
         if frame.channels != self.channels:
             pcm = _mix(pcm, frame.channels, self.channels)
         assert self._t0 is not None
-        at = _wrapped(frame.mm_time, self._t0) * self.frequency // 1000
+        at = mm_time_diff(frame.mm_time, self._t0) * self.frequency // 1000
         if at - self.written > GAP_MS * self.frequency // 1000:
             gap = at - self.written
             self._wav.writeframes(bytes(gap * 2 * self.channels))

@@ -171,7 +171,8 @@ def _audio(session: Session) -> dict[str, object]:
     out: dict[str, object] = {}
     for ctype, key in ((ChannelType.PLAYBACK, "playback"), (ChannelType.RECORD, "record")):
         channel = session.channel(ctype)
-        out[key] = channel.audio_state() if channel is not None else None  # type: ignore[attr-defined]
+        state = getattr(channel, "audio_state", None)
+        out[key] = state() if state is not None else None
     return out
 
 

@@ -66,7 +66,7 @@ def can_decode(codec: int) -> bool:
     return True
 
 
-def _reason(exc: Exception) -> str:
+def gap_reason(exc: Exception) -> str:
     """A short stable gap word for an FFmpeg error: InvalidDataError -> invalid_data."""
     name = type(exc).__name__.removesuffix("Error")
     word = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
@@ -90,7 +90,7 @@ class AvDecoder:
         try:
             frames = self._ctx.decode(av.Packet(data))
         except av.error.FFmpegError as exc:
-            raise DecodeError(f"{self.name}: {exc}", _reason(exc)) from None
+            raise DecodeError(f"{self.name}: {exc}", gap_reason(exc)) from None
         if not frames:
             return None
         frame = frames[-1]
